@@ -1,0 +1,30 @@
+"""PRIME embedding predictor: a small transformer from conversation context to a target embedding.
+
+The package never imports zenml; the pipelines in ``steps/`` and ``pipelines/`` wrap it.
+"""
+
+from prime_model.checkpoint import (
+    CheckpointMetadata,
+    PredictorCheckpoint,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
+from prime_model.config import PredictorConfig, TrainingConfig
+from prime_model.errors import CheckpointError, ConfigError, PredictorError, PrimeError
+from prime_model.model import EmbeddingPredictor
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointMetadata",
+    "ConfigError",
+    "EmbeddingPredictor",
+    "PredictorCheckpoint",
+    "PredictorConfig",
+    "PredictorError",
+    "PrimeError",
+    "TrainingConfig",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+    "save_checkpoint",
+]

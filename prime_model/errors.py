@@ -1,0 +1,22 @@
+"""One exception family, so callers can catch everything PRIME raises with ``except PrimeError``.
+
+Every message says what was received and what was expected.
+"""
+
+from __future__ import annotations
+
+
+class PrimeError(Exception):
+    """Base class of every error raised on purpose by ``prime_model``."""
+
+
+class ConfigError(PrimeError, ValueError):
+    """A configuration value, file or combination of values is invalid."""
+
+
+class PredictorError(PrimeError, ValueError):
+    """Inputs handed to the predictor do not fit its configuration."""
+
+
+class CheckpointError(PrimeError):
+    """A checkpoint is missing, corrupted, of an unknown version or does not fit its config."""

@@ -1,0 +1,232 @@
+"""EmbeddingPredictor: embeddings of N context turns and a query -> one predicted target embedding.
+
+Token layout, S = N + 2:  ``[PRED] c_1 ... c_N q`` (context oldest first). Positions are assigned by
+recency, not by slot: [PRED] is 0, the query is N_max + 1 and the k-th most recent real turn is
+N_max + 1 - k. Padded slots are masked out of attention, so a conversation's prediction does not
+depend on how much padding its batch has, nor on where that padding sits.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual alias
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from prime_model.config import PredictorConfig
+from prime_model.errors import PredictorError
+
+INIT_STD = 0.02
+
+
+class SelfAttention(nn.Module):
+    """Bidirectional multi-head attention on ``scaled_dot_product_attention`` (fused kernels)."""
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.hidden_dim, 3 * config.hidden_dim)
+        self.proj = nn.Linear(config.hidden_dim, config.hidden_dim)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        B, S, H = x.shape
+        q, k, v = (
+            t.view(B, S, self.num_heads, H // self.num_heads).transpose(1, 2)  # (B, nh, S, hd)
+            for t in self.qkv(x).split(H, dim=-1)
+        )
+        dropout_p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        y = y.transpose(1, 2).reshape(B, S, H)  # (B, S, H)
+        return cast(Tensor, self.resid_dropout(self.proj(y)))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        width = config.mlp_ratio * config.hidden_dim
+        self.fc = nn.Linear(config.hidden_dim, width)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(width, config.hidden_dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cast(Tensor, self.dropout(self.proj(self.act(self.fc(x)))))
+
+
+class PredictorTransformerBlock(nn.Module):
+    """Pre-norm block: ``x + attn(norm(x))`` then ``x + mlp(norm(x))``."""
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.hidden_dim)
+        self.attn = SelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.hidden_dim)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        x = x + self.attn(self.norm1(x), attn_mask)
+        return x + cast(Tensor, self.mlp(self.norm2(x)))
+
+
+class EmbeddingPredictor(nn.Module):
+    """Predicts the Y-Encoder embedding of the content a conversational query asks for.
+
+    ``forward(context, query, context_mask)`` takes context B×N×D (N <= max_context_length, oldest
+    turn first), query B×D and an optional boolean mask B×N (True = real turn) and returns B×D_out
+    L2-normalised embeddings. Inputs are validated first (:class:`PredictorError`) and cast to the
+    parameters' dtype, so float64 numpy-born tensors work.
+    """
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        H = config.hidden_dim
+        self.context_proj = nn.Linear(config.input_dim, H)
+        self.query_proj = nn.Linear(config.input_dim, H)
+        self.pred_token = nn.Parameter(torch.empty(1, 1, H))
+        self.pos_embedding = nn.Parameter(torch.empty(1, config.max_context_length + 2, H))
+        self.embed_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            PredictorTransformerBlock(config) for _ in range(config.num_layers)
+        )
+        self.norm = nn.LayerNorm(H)
+        self.output_proj = nn.Linear(H, config.output_dim)
+        self.apply(self._init_weights)
+        for param in (self.pred_token, self.pos_embedding):
+            nn.init.trunc_normal_(param, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """Truncated normal (σ=0.02, cut at 2σ) for linear weights, zero biases, unit norms."""
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(self, context: Tensor, query: Tensor, context_mask: Tensor | None = None) -> Tensor:
+        self.validate_inputs(context, query, context_mask)
+        dtype = self.pred_token.dtype
+        return self.forward_unchecked(context.to(dtype), query.to(dtype), context_mask)
+
+    def forward_unchecked(
+        self, context: Tensor, query: Tensor, context_mask: Tensor | None = None
+    ) -> Tensor:
+        """The forward pass without validation or casting: for tracing, export and compilation."""
+        B, N, _ = context.shape
+        x = torch.cat(
+            [
+                self.pred_token.expand(B, 1, -1),  # (B, 1, H)
+                self.context_proj(context),  # (B, N, H)
+                self.query_proj(query).unsqueeze(1),  # (B, 1, H)
+            ],
+            dim=1,
+        )  # (B, N+2, H)
+        positions, attn_mask = self._positions_and_mask(B, N, context_mask, context.device)
+        x = self.embed_dropout(x + self.pos_embedding[0, positions])
+        for block in self.blocks:
+            if self.config.gradient_checkpointing and self.training:
+                x = cast(Tensor, checkpoint(block, x, attn_mask, use_reentrant=False))
+            else:
+                x = block(x, attn_mask)
+        pred = self.norm(x[:, 0])  # (B, H): the [PRED] token
+        return F.normalize(self.output_proj(pred), dim=-1)  # (B, D_out)
+
+    def _positions_and_mask(
+        self,
+        B: int,
+        N: int,
+        context_mask: Tensor | None,
+        device: torch.device,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Recency positions (B or 1, N+2) and a key mask (B, 1, 1, N+2), None when unpadded."""
+        n_max = self.config.max_context_length
+        edge = torch.tensor([n_max + 1], device=device)
+        if context_mask is None:
+            context_pos = torch.arange(n_max + 1 - N, n_max + 1, device=device)  # (N,)
+            return torch.cat([edge * 0, context_pos, edge]).unsqueeze(0), None
+        real = context_mask.long()  # (B, N)
+        later = real.flip(1).cumsum(1).flip(1) - real  # real turns after each slot
+        context_pos = (n_max - later) * real  # padded slots -> 0, never attended to
+        positions = torch.cat([(edge * 0).expand(B, 1), context_pos, edge.expand(B, 1)], dim=1)
+        keep = torch.ones(B, 1, dtype=torch.bool, device=device)
+        key_mask = torch.cat([keep, context_mask, keep], dim=1)  # (B, N+2)
+        return positions, key_mask[:, None, None, :]
+
+    def validate_inputs(
+        self, context: Tensor, query: Tensor, context_mask: Tensor | None = None
+    ) -> None:
+        """Raise :class:`PredictorError` naming what is wrong with the inputs, before any math."""
+        for name, value in (("context", context), ("query", query)):
+            if not isinstance(value, Tensor):
+                raise PredictorError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if context.ndim != 3:
+            raise PredictorError(
+                f"context must have 3 dims (B×N×D), got shape {tuple(context.shape)}"
+            )
+        if query.ndim != 2:
+            raise PredictorError(f"query must have 2 dims (B×D), got shape {tuple(query.shape)}")
+        B, N, D = context.shape
+        cfg = self.config
+        if B == 0:
+            raise PredictorError("empty batch: context and query have B=0 rows; expected B >= 1")
+        if query.shape[0] != B:
+            raise PredictorError(
+                f"batch sizes differ: context has B={B}, query has B={query.shape[0]}"
+            )
+        if cfg.input_dim != D or query.shape[1] != cfg.input_dim:
+            raise PredictorError(
+                f"embedding dim mismatch: context D={D}, query D={query.shape[1]}; "
+                f"expected input_dim={cfg.input_dim}"
+            )
+        if cfg.max_context_length < N:
+            raise PredictorError(
+                f"context has N={N} turns, more than max_context_length={cfg.max_context_length}; "
+                "keep the most recent turns"
+            )
+        if not self.training and cfg.max_batch_size is not None and cfg.max_batch_size < B:
+            raise PredictorError(
+                f"batch of B={B} exceeds max_batch_size={cfg.max_batch_size} for inference; "
+                "split the batch or raise PredictorConfig.max_batch_size (None lifts the limit)"
+            )
+        device = self.pred_token.device
+        self._validate_values("context", context, device)
+        self._validate_values("query", query, device)
+        if context_mask is not None:
+            self._validate_mask(context_mask, B, N, device)
+
+    @staticmethod
+    def _validate_values(name: str, value: Tensor, device: torch.device) -> None:
+        if not value.is_floating_point():
+            raise PredictorError(f"{name} must be a floating-point tensor, got {value.dtype}")
+        if value.device != device:
+            raise PredictorError(
+                f"{name} is on {value.device} but the model is on {device}; move it with .to()"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise PredictorError(f"{name} contains NaN or infinite values")
+
+    @staticmethod
+    def _validate_mask(context_mask: Tensor, B: int, N: int, device: torch.device) -> None:
+        if not isinstance(context_mask, Tensor):
+            raise PredictorError(
+                f"context_mask must be a torch.Tensor, got {type(context_mask).__name__}"
+            )
+        if context_mask.dtype != torch.bool:
+            raise PredictorError(
+                f"context_mask must be bool (True = real turn), got {context_mask.dtype}"
+            )
+        if tuple(context_mask.shape) != (B, N):
+            raise PredictorError(
+                f"context_mask must have shape (B, N) = {(B, N)}, got {tuple(context_mask.shape)}"
+            )
+        if context_mask.device != device:
+            raise PredictorError(
+                f"context_mask is on {context_mask.device} but the model is on {device}"
+            )

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from prime_model.atomic import atomic_directory, sha256_file
+
+
+def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    data = bytes(range(256)) * 9000  # spans several read chunks
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_atomic_directory_creates_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "nested" / "out"
+    with atomic_directory(target) as staging:
+        (staging / "a").write_text("1")
+        assert not target.exists()  # nothing visible until the block succeeds
+    assert (target / "a").read_text() == "1"
+    with atomic_directory(target) as staging:
+        (staging / "b").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert [p.name for p in target.parent.iterdir()] == ["out"]
+
+
+def test_atomic_directory_failure_keeps_the_old_content(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "keep").write_text("old")
+    with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+        (staging / "keep").write_text("new")
+        raise RuntimeError
+    assert (target / "keep").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
