@@ -11,13 +11,20 @@ from prime_model.checkpoint import (
     save_checkpoint,
 )
 from prime_model.config import PredictorConfig, TrainingConfig
-from prime_model.errors import CheckpointError, ConfigError, PredictorError, PrimeError
+from prime_model.errors import (
+    CheckpointError,
+    ConfigError,
+    DataValidationError,
+    PredictorError,
+    PrimeError,
+)
 from prime_model.model import EmbeddingPredictor
 
 __all__ = [
     "CheckpointError",
     "CheckpointMetadata",
     "ConfigError",
+    "DataValidationError",
     "EmbeddingPredictor",
     "PredictorCheckpoint",
     "PredictorConfig",

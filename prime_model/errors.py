@@ -20,3 +20,7 @@ class PredictorError(PrimeError, ValueError):
 
 class CheckpointError(PrimeError):
     """A checkpoint is missing, corrupted, of an unknown version or does not fit its config."""
+
+
+class DataValidationError(PrimeError, ValueError):
+    """A turn table or data file does not meet the turn schema or the validation suite."""

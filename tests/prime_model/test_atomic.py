@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from prime_model.atomic import atomic_directory, sha256_file
+from prime_model.atomic import atomic_directory, atomic_file, sha256_file
 
 
 def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
@@ -36,3 +36,16 @@ def test_atomic_directory_failure_keeps_the_old_content(tmp_path: Path) -> None:
         raise RuntimeError
     assert (target / "keep").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "data.bin"
+    with atomic_file(target) as staging:
+        staging.write_bytes(b"new")
+        assert not target.exists()
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError), atomic_file(target) as staging:
+        staging.write_bytes(b"half")
+        raise RuntimeError
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]

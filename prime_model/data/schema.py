@@ -1,0 +1,123 @@
+"""The turn schema: one row per conversational turn, defined once for every reader and check.
+
+A turn table is a pandas DataFrame with exactly :data:`COLUMNS`, in that order:
+
+================  ==============  ======================================================
+column            dtype           meaning
+================  ==============  ======================================================
+conversation_id   object (str)    identifies the conversation
+turn              int64           0-based position of the turn in its conversation
+history           object (list)   previous turns' texts, oldest first (list[str])
+query             object (str)    the user's current, possibly ambiguous, question
+target            object (str)    the content to retrieve: passage, answer or rewrite
+target_id         object (str)    optional id of the target in a corpus; None if unknown
+================  ==============  ======================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Final
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from prime_model.errors import ConfigError, DataValidationError
+
+logger = logging.getLogger(__name__)
+
+COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target", "target_id")
+REQUIRED_COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target")
+DTYPES: Final = {
+    "conversation_id": "object",
+    "turn": "int64",
+    "history": "object",
+    "query": "object",
+    "target": "object",
+    "target_id": "object",
+}
+
+
+class Turn(BaseModel):
+    """One row of the turn table, for code that builds or inspects turns one at a time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conversation_id: str = Field(min_length=1)
+    turn: int = Field(ge=0)
+    history: list[str] = Field(default_factory=list, description="previous turns, oldest first")
+    query: str
+    target: str
+    target_id: str | None = None
+
+
+def turns_to_frame(turns: Iterable[Turn]) -> pd.DataFrame:
+    """Build a turn table from :class:`Turn` rows (the columns and dtypes of :data:`COLUMNS`)."""
+    frame = pd.DataFrame([t.model_dump() for t in turns], columns=list(COLUMNS))
+    return conform_frame(frame)
+
+
+def conform_frame(frame: pd.DataFrame, source: str = "turn table") -> pd.DataFrame:
+    """Reorder to :data:`COLUMNS`, add a missing ``target_id`` as None and fix dtypes.
+
+    Raises :class:`DataValidationError` naming the missing columns; deeper checks (nulls, blanks,
+    duplicates) are the validation suite's job, so this never drops or rewrites rows.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: missing required column(s) {missing}; "
+            f"expected {list(REQUIRED_COLUMNS)} (+ optional 'target_id'), "
+            f"got {list(frame.columns)}"
+        )
+    out = frame.reindex(columns=list(COLUMNS)).copy()
+    for column in ("conversation_id", "target_id"):
+        out[column] = pd.Series(
+            [_optional_str(v) for v in out[column]], index=out.index, dtype=object
+        )
+    turn = pd.to_numeric(out["turn"], errors="coerce")
+    if turn.isna().any() or not (turn == turn.round()).all():
+        bad = out.loc[turn.isna() | (turn != turn.round()), "turn"].head(3).tolist()
+        raise DataValidationError(
+            f"{source}: column 'turn' must hold whole numbers with no nulls, got e.g. {bad}"
+        )
+    out["turn"] = turn.astype("int64")
+    return out.reset_index(drop=True)
+
+
+def _optional_str(value: object) -> str | None:
+    """Ids arrive as str, int, NaN (CSV/Parquet gaps) or None; keep str, or None for a gap."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():  # pandas made [3, NaN] into [3.0, NaN]
+        return str(int(value))
+    return str(value)
+
+
+def truncate_histories(turns: pd.DataFrame, max_context_length: int) -> pd.DataFrame:
+    """A copy whose histories keep their ``max_context_length`` most recent turns.
+
+    The predictor reads at most N_max context turns, and the most recent ones say most about an
+    ambiguous query; the caller's frame and lists are left as they were.
+    """
+    if max_context_length < 1:
+        raise ConfigError(f"max_context_length must be >= 1, got {max_context_length}")
+    if "history" not in turns.columns:
+        raise DataValidationError(f"no 'history' column; got {list(turns.columns)}")
+    bad = [i for i, h in enumerate(turns["history"]) if not isinstance(h, list)]
+    if bad:
+        raise DataValidationError(
+            f"'history' must hold lists; rows {bad[:3]} hold "
+            f"{[type(turns['history'].iloc[i]).__name__ for i in bad[:3]]}"
+        )
+    out = turns.copy()
+    kept = [h[-max_context_length:] for h in turns["history"]]
+    truncated = sum(len(h) > max_context_length for h in turns["history"])
+    if truncated:
+        logger.info(
+            "%d histories truncated to their %d most recent turns", truncated, max_context_length
+        )
+    out["history"] = pd.Series(kept, index=turns.index, dtype=object)
+    return out

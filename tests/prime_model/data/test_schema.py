@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from prime_model import DataValidationError
+from prime_model.data import COLUMNS, DTYPES, Turn, conform_frame, turns_to_frame
+from tests.conftest import REPO_ROOT
+
+
+def _raw(**overrides: object) -> pd.DataFrame:
+    data: dict[str, object] = {
+        "conversation_id": ["a", "a"],
+        "turn": [0, 1],
+        "history": [[], ["q0", "a0"]],
+        "query": ["q0", "q1"],
+        "target": ["t0", "t1"],
+    }
+    data.update(overrides)
+    return pd.DataFrame(data)
+
+
+def test_turns_to_frame_has_the_schema_columns_and_dtypes() -> None:
+    frame = turns_to_frame([Turn(conversation_id="c", turn=0, query="q", target="t")])
+    assert tuple(frame.columns) == COLUMNS
+    assert str(frame["turn"].dtype) == "int64"
+    assert frame.loc[0, "history"] == []
+    assert frame.loc[0, "target_id"] is None
+
+
+def test_conform_reorders_adds_target_id_and_stringifies_ids() -> None:
+    frame = conform_frame(_raw(conversation_id=[7, 7], target_id=[3, float("nan")])[::-1])
+    assert tuple(frame.columns) == COLUMNS
+    assert frame["conversation_id"].tolist() == ["7", "7"]
+    assert frame["target_id"].tolist() == [None, "3"]
+    assert frame.index.tolist() == [0, 1]
+
+
+def test_conform_keeps_null_ids_for_validation_to_report() -> None:
+    assert conform_frame(_raw(conversation_id=[None, "a"]))["conversation_id"].tolist() == [
+        None,
+        "a",
+    ]
+
+
+def test_missing_columns_are_named() -> None:
+    with pytest.raises(
+        DataValidationError, match=r"my.csv: missing required column\(s\) \['query'\]"
+    ):
+        conform_frame(_raw().drop(columns=["query"]), source="my.csv")
+
+
+@pytest.mark.parametrize("turns", [[0, 1.5], [0, None], [0, "x"]])
+def test_turn_must_be_whole_numbers(turns: list[object]) -> None:
+    with pytest.raises(DataValidationError, match="'turn' must hold whole numbers"):
+        conform_frame(_raw(turn=turns))
+
+
+def test_float_turns_that_are_whole_are_accepted() -> None:
+    assert conform_frame(_raw(turn=[0.0, 1.0]))["turn"].tolist() == [0, 1]
+
+
+def test_readme_documents_exactly_the_schema() -> None:
+    """The README's turn table is a copy; this keeps it from drifting from the one definition."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (\w+)", readme, flags=re.MULTILINE)
+    assert rows == [(column, DTYPES[column]) for column in COLUMNS]
