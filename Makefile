@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 .PHONY: run test lint typecheck unit clean
 
 run: $(VENV)/.installed
-	$(BIN)/python -m prime_model.demo
+	$(BIN)/prime train --out outputs/run
 
 test: $(VENV)/.installed-dev lint typecheck unit
 

@@ -75,3 +75,10 @@ def atomic_file(target: Path) -> Iterator[Path]:
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a whole text file (a report) so that readers never see half of it."""
+    with atomic_file(path) as staging:
+        staging.write_text(text, encoding="utf-8")
+    return path

@@ -119,6 +119,17 @@ class TrainingConfig(FrozenConfig):
     )
     early_stopping_patience: int | None = Field(3, gt=0, description="epochs without improvement")
     seed: int = Field(42, ge=0)
+    symmetric_loss: bool = Field(False, description="also score targets against predictions")
+    mask_duplicate_targets: bool = Field(
+        True, description="rows of a batch that share a target are not each other's negatives"
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute block activations in backward (less memory, ~30% slower)"
+    )
+    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, ...")
+    devices: int | str = Field("auto", description="Lightning devices: auto, 1, 2, ...")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers; tensors are in memory")
+    log_every_n_steps: int = Field(10, gt=0)
 
     @model_validator(mode="after")
     def _warmup_inside_run(self) -> Self:

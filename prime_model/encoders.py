@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +90,26 @@ class SentenceTransformerEncoder:
         out: npt.NDArray[np.float32] = np.asarray(vectors, dtype=np.float32)
         return out
 
+    def fit_to_limit(self, texts: Sequence[str]) -> list[str]:
+        """Drop tokens from the START of each text longer than the encoder's token limit.
+
+        sentence-transformers cuts the end of a long input; for history + query as one text that
+        would cut the query, the part that matters most, so the oldest context goes instead.
+        Texts within the limit come back unchanged.
+        """
+        limit = self._token_limit()
+        if limit is None:
+            return list(texts)
+        return [_keep_tail(text, self._model.tokenizer, limit) for text in texts]
+
+    def _token_limit(self) -> int | None:
+        """Tokens of text the model reads (max_seq_length minus [CLS]/[SEP]); None: no limit."""
+        max_length = self._model.max_seq_length
+        if max_length is None:
+            return None
+        specials = int(self._model.tokenizer.num_special_tokens_to_add(pair=False))
+        return max(1, int(max_length) - specials)
+
 
 def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
     from sentence_transformers import SentenceTransformer  # noqa: PLC0415 - 5 s import
@@ -119,6 +139,29 @@ def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
     model.requires_grad_(False)  # frozen: targets must not move while the predictor trains
     logger.info("Y-Encoder %s: %s-d on %s", name, _embedding_dim(model), device)
     return name, model
+
+
+def _keep_tail(text: str, tokenizer: Any, limit: int) -> str:
+    """The end of ``text`` holding at most ``limit`` tokens, cut where a word starts if possible.
+
+    Cutting inside a word would re-tokenise its remainder differently (and over the limit), so
+    with a fast tokenizer the cut moves forward to the first kept token that follows whitespace;
+    otherwise, or if that still does not fit, the kept token ids are decoded.
+    """
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=fast, verbose=False)
+    ids: list[int] = list(encoding["input_ids"])
+    if len(ids) <= limit:
+        return text
+    first = len(ids) - limit
+    if fast:
+        starts = [int(start) for start, _ in encoding["offset_mapping"][first:]]
+        at_word = [s for s in starts if s == 0 or text[s - 1].isspace()]
+        tail = text[(at_word or starts)[0] :]
+        kept = tokenizer(tail, add_special_tokens=False, verbose=False)["input_ids"]
+        if len(kept) <= limit:
+            return tail
+    return str(tokenizer.decode(ids[first:]))
 
 
 def _embedding_dim(model: SentenceTransformer) -> int | None:

@@ -75,6 +75,15 @@ class EncodedTurns:
     def __len__(self) -> int:
         return int(self.query.shape[0])
 
+    def fingerprint(self) -> str:
+        """sha256 of every tensor and id: equal fingerprints mean identical training data."""
+        digest = hashlib.sha256(f"{self.encoder_name}:{self.dim}".encode())
+        for name in _TENSORS:
+            digest.update(getattr(self, name).contiguous().numpy().tobytes())
+        for ids in (self.conversation_ids, self.corpus_ids):
+            digest.update(json.dumps(ids).encode())
+        return digest.hexdigest()
+
     def save(self, path: str | Path) -> Path:
         """One safetensors file (ids and encoder in its JSON header); atomic, no pickle."""
         path = Path(path)

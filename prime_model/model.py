@@ -84,6 +84,8 @@ class EmbeddingPredictor(nn.Module):
     def __init__(self, config: PredictorConfig) -> None:
         super().__init__()
         self.config = config
+        # a runtime switch too, so training can turn it on without changing the saved config
+        self.gradient_checkpointing = config.gradient_checkpointing
         H = config.hidden_dim
         self.context_proj = nn.Linear(config.input_dim, H)
         self.query_proj = nn.Linear(config.input_dim, H)
@@ -131,7 +133,7 @@ class EmbeddingPredictor(nn.Module):
         positions, attn_mask = self._positions_and_mask(B, N, context_mask, context.device)
         x = self.embed_dropout(x + self.pos_embedding[0, positions])
         for block in self.blocks:
-            if self.config.gradient_checkpointing and self.training:
+            if self.gradient_checkpointing and self.training:
                 x = cast(Tensor, checkpoint(block, x, attn_mask, use_reentrant=False))
             else:
                 x = block(x, attn_mask)

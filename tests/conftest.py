@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 from prime_model import EmbeddingPredictor, PredictorConfig
+from prime_model.encoding import EncodedTurns
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,3 +35,63 @@ def tiny_config() -> PredictorConfig:
 def tiny_model(tiny_config: PredictorConfig) -> EmbeddingPredictor:
     torch.manual_seed(0)
     return EmbeddingPredictor(tiny_config).eval()
+
+
+def make_encoded(m: int = 48, n: int = 4, d: int = 16, k: int = 12, seed: int = 0) -> EncodedTurns:
+    """Random EncodedTurns with consistent shapes and ids, for the training machinery."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(0, n + 1, (m, 1), generator=gen)
+    mask = torch.arange(n)[None] < lengths  # (m, n)
+    context = F.normalize(torch.randn(m, n, d, generator=gen), dim=-1) * mask[..., None]
+    query = F.normalize(torch.randn(m, d, generator=gen), dim=-1)
+    corpus = F.normalize(torch.randn(k, d, generator=gen), dim=-1)
+    target_index = torch.randint(0, k, (m,), generator=gen)
+    return EncodedTurns(
+        context=context,
+        context_mask=mask,
+        query=query,
+        target=corpus[target_index],
+        target_index=target_index,
+        corpus=corpus,
+        conversation_ids=[f"c{i // 3}" for i in range(m)],
+        turns=torch.arange(m) % 3,
+        corpus_ids=[f"t{j}" for j in range(k)],
+        encoder_name="stub",
+        dim=d,
+    )
+
+
+class CountingEncoder:
+    """Deterministic stub YEncoder that records every call.
+
+    A text's vector comes from ``table`` when given (unknown texts: the last axis), else from a
+    generator seeded by the text, so equal texts always get equal unit vectors.
+    """
+
+    def __init__(
+        self,
+        dim: int = 8,
+        name: str = "counting-stub",
+        table: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        self.calls: list[list[str]] = []
+        self._dim, self._name, self._table = dim, name, table
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(texts))
+        rows = [self._vector(t) for t in texts]
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dim)
+
+    def _vector(self, text: str) -> Sequence[float]:
+        if self._table is not None:
+            return self._table.get(text, [0.0] * (self._dim - 1) + [1.0])
+        row = np.random.default_rng(sum(map(ord, text)) + len(text)).normal(size=self._dim)
+        return list(row / np.linalg.norm(row))

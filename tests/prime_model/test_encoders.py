@@ -10,6 +10,7 @@ from prime_model.encoders import (
     EncoderConfig,
     SentenceTransformerEncoder,
     YEncoder,
+    _keep_tail,
     check_encoder_fits,
 )
 
@@ -60,3 +61,62 @@ def test_dims_must_match_the_predictor(minilm: SentenceTransformerEncoder) -> No
 def test_bad_encoder_config() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         EncoderConfig(batch_size=0)
+
+
+MINILM_TOKENS = 256 - 2  # max_seq_length minus [CLS] and [SEP]
+
+
+def _token_count(encoder: SentenceTransformerEncoder, text: str) -> int:
+    return len(encoder._model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+def test_fit_to_limit_keeps_the_end_of_long_texts(minilm: SentenceTransformerEncoder) -> None:
+    limit = MINILM_TOKENS
+    assert minilm._token_limit() == limit
+    history = " ".join(f"Koechlin{i} designed tower{i}." for i in range(200))
+    long_text = f"{history} And how tall is it, antennas included?"
+    short = ["How tall is it?", "", "  spaces  kept  "]
+    fitted = minilm.fit_to_limit([*short, long_text])
+    assert fitted[:3] == short  # within the limit: unchanged
+    tail = fitted[3]
+    assert long_text.endswith(tail)
+    assert tail.endswith("And how tall is it, antennas included?")  # the query survives
+    assert long_text[-len(tail) - 1] == " "  # cut where a word starts
+    assert limit - 10 <= _token_count(minilm, tail) <= limit
+    assert minilm.fit_to_limit([tail]) == [tail]
+    # what the encoder reads: the fitted text, while the untouched one loses its query
+    vectors = minilm.encode([tail, long_text, "And how tall is it, antennas included?"])
+    assert vectors[0] @ vectors[2] > vectors[1] @ vectors[2]
+
+
+def test_fit_to_limit_without_spaces_cuts_between_tokens(
+    minilm: SentenceTransformerEncoder,
+) -> None:
+    text = "東京都庁舎の高さは何メートルですか" * 30  # one token per character, no spaces
+    (tail,) = minilm.fit_to_limit([text])
+    assert text.endswith(tail)
+    assert _token_count(minilm, tail) == MINILM_TOKENS
+
+
+def test_fit_to_limit_without_a_limit(
+    minilm: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(minilm._model, "max_seq_length", None)
+    text = "word " * 1000
+    assert minilm.fit_to_limit([text]) == [text]
+
+
+def test_a_slow_tokenizer_keeps_the_decoded_tail() -> None:
+    class SlowTokenizer:
+        """Whitespace tokens, no offsets: what a tokenizer without a fast backend offers."""
+
+        is_fast = False
+
+        def __call__(self, text: str, **kwargs: object) -> dict[str, list[int]]:
+            return {"input_ids": [int(t) for t in text.split()]}
+
+        def decode(self, ids: list[int]) -> str:
+            return " ".join(str(i) for i in ids)
+
+    assert _keep_tail("1 2 3 4 5 6", SlowTokenizer(), 3) == "4 5 6"
+    assert _keep_tail("7 8", SlowTokenizer(), 3) == "7 8"

@@ -13,31 +13,7 @@ from safetensors.torch import save_file
 from prime_model import DataValidationError
 from prime_model.data import Turn, turns_to_frame
 from prime_model.encoding import EncodedTurns, encode_splits, encode_turns
-
-
-class CountingEncoder:
-    """Deterministic stub: a text's vector depends only on the text; every call is recorded."""
-
-    def __init__(self, dim: int = 8) -> None:
-        self.calls: list[list[str]] = []
-        self._dim = dim
-
-    @property
-    def name(self) -> str:
-        return "counting-stub"
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        self.calls.append(list(texts))
-        rows = [
-            np.random.default_rng(sum(map(ord, t)) + len(t)).normal(size=self._dim) for t in texts
-        ]
-        out = np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dim)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.where(norms == 0, 1, norms)).astype(np.float32)
+from tests.conftest import CountingEncoder
 
 
 def _conversation(cid: str, n: int, topic: str) -> list[Turn]:
