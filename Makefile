@@ -8,8 +8,15 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck unit clean
 
-run: $(VENV)/.installed
-	$(BIN)/prime train --out outputs/run
+# ZenML: no analytics calls, no browser; the local stack is created on first use.
+export ZENML_ANALYTICS_OPT_IN ?= false
+export ZENML_AUTO_OPEN_DASHBOARD ?= false
+
+run: $(VENV)/.installed .zen
+	$(BIN)/python run.py --config configs/training.yaml
+
+.zen: | $(BIN)/python
+	$(BIN)/zenml init
 
 test: $(VENV)/.installed-dev lint typecheck unit
 

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# Before anything imports zenml: tests get a throwaway ZenML store, never the user's.
+os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="prime-tests-zenml-")
+os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
+os.environ["ZENML_AUTO_OPEN_DASHBOARD"] = "false"
+
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 

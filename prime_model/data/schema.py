@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable
 from typing import Final
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +74,12 @@ def conform_frame(frame: pd.DataFrame, source: str = "turn table") -> pd.DataFra
             f"got {list(frame.columns)}"
         )
     out = frame.reindex(columns=list(COLUMNS)).copy()
+    # Parquet hands list cells back as numpy arrays: the schema's history is a list
+    out["history"] = pd.Series(
+        [h.tolist() if isinstance(h, np.ndarray) else h for h in out["history"]],
+        index=out.index,
+        dtype=object,
+    )
     for column in ("conversation_id", "target_id"):
         out[column] = pd.Series(
             [_optional_str(v) for v in out[column]], index=out.index, dtype=object

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,3 +68,9 @@ def test_readme_documents_exactly_the_schema() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `(\w+)` \| (\w+)", readme, flags=re.MULTILINE)
     assert rows == [(column, DTYPES[column]) for column in COLUMNS]
+
+
+def test_array_histories_from_parquet_become_lists() -> None:
+    frame = conform_frame(_raw(history=[np.array([], dtype=object), np.array(["q0", "a0"])]))
+    assert frame["history"].tolist() == [[], ["q0", "a0"]]
+    assert all(isinstance(h, list) for h in frame["history"])

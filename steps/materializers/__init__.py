@@ -1,0 +1,11 @@
+"""Materializers for PRIME's artifacts: safetensors and JSON only, never pickle."""
+
+from steps.materializers.encoded_turns import EncodedTurnsMaterializer
+from steps.materializers.predictor_checkpoint import PredictorCheckpointMaterializer
+from steps.materializers.turn_table import TurnTableMaterializer
+
+__all__ = [
+    "EncodedTurnsMaterializer",
+    "PredictorCheckpointMaterializer",
+    "TurnTableMaterializer",
+]

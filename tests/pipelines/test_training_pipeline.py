@@ -1,0 +1,72 @@
+"""training_pipeline end to end on configs/smoke.yaml, in the tests' throwaway ZenML store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from zenml.client import Client
+from zenml.enums import ArtifactType, ExecutionStatus
+
+from pipelines import training_pipeline
+from prime_model.checkpoint import PredictorCheckpoint
+from tests.conftest import REPO_ROOT
+
+SMOKE = REPO_ROOT / "configs" / "smoke.yaml"
+OUTPUTS = {
+    "load_turns": {"turns"},
+    "validate_turns": {"validated_turns", "validation_report"},
+    "split_turns": {"train_turns", "val_turns", "test_turns"},
+    "encode_turns": {"encoded_train", "encoded_val", "encoded_test"},
+    "train_predictor": {"predictor_checkpoint", "training_history", "training_curves"},
+    "evaluate_predictor": {"evaluation", "evaluation_report"},
+    "register_model": {"promotion"},
+}
+CACHED_ON_RERUN = ("load_turns", "validate_turns", "split_turns", "encode_turns")
+
+
+def test_runs_twice_with_caching_and_registers_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    first = training_pipeline.with_options(config_path=str(SMOKE))()
+    second = training_pipeline.with_options(config_path=str(SMOKE))()
+    assert first is not None
+    assert second is not None
+    client = Client()
+    run, rerun = client.get_pipeline_run(first.id), client.get_pipeline_run(second.id)
+    assert run.status == rerun.status == ExecutionStatus.COMPLETED
+    for step_name, names in OUTPUTS.items():
+        assert set(run.steps[step_name].outputs) == names, step_name
+    for step_name in CACHED_ON_RERUN:
+        assert rerun.steps[step_name].status == ExecutionStatus.CACHED, step_name
+    assert rerun.steps["register_model"].status == ExecutionStatus.COMPLETED  # never cached
+
+    checkpoint = run.steps["train_predictor"].outputs["predictor_checkpoint"][0]
+    assert checkpoint.type == ArtifactType.MODEL
+    assert isinstance(checkpoint.load(), PredictorCheckpoint)
+
+    for pipeline_run in (run, rerun):
+        assert pipeline_run.model_version is not None
+        version = client.get_model_version("prime-predictor", pipeline_run.model_version.id)
+        assert 0.0 <= float(version.run_metadata["recall@10"]) <= 1.0  # type: ignore[arg-type]
+        assert "evaluation" in version.run_metadata
+        assert "promote" in version.run_metadata["promotion"]  # type: ignore[operator]
+
+
+# zenml's own PipelineRunFilter reads one of its deprecated fields in list_pipeline_runs
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+def test_an_invalid_config_fails_before_any_step_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    config = yaml.safe_load(SMOKE.read_text())
+    config["parameters"]["predictor"]["num_heads"] = 3  # hidden_dim 32 is not divisible by 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    runs_before = len(Client().list_pipeline_runs(size=100))
+    with pytest.raises(ValueError, match="Invalid or missing pipeline") as info:
+        training_pipeline.with_options(config_path=str(bad))()
+    cause = str(info.value.__cause__)  # zenml logs it above its own message
+    assert "predictor" in cause
+    assert "hidden_dim=32 must be divisible by num_heads=3" in cause
+    assert len(Client().list_pipeline_runs(size=100)) == runs_before

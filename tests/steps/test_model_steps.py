@@ -1,0 +1,88 @@
+"""train_predictor, evaluate_predictor and the gate of register_model, without an orchestrator."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from zenml.client import Client
+from zenml.enums import ModelStages
+
+from prime_model import PredictorConfig, TrainingConfig
+from prime_model.data import SampleConfig, generate_sample, split_by_conversation
+from prime_model.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encoding import EncodedTurns, encode_splits
+from prime_model.evaluation import EvaluationTable
+from prime_model.promotion import GateConfig
+from steps import evaluate_predictor, train_predictor
+from steps.register_model import apply_gate, production_score
+
+PREDICTOR = PredictorConfig(
+    input_dim=384, output_dim=384, hidden_dim=32, num_layers=1, num_heads=2, max_context_length=4
+)
+TRAINING = TrainingConfig(
+    batch_size=16, max_epochs=1, max_steps=6, warmup_steps=1, accelerator="cpu"
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[dict[str, EncodedTurns], pd.DataFrame]:
+    splits = split_by_conversation(generate_sample(SampleConfig(num_conversations=30)), 0.2, 0.2)
+    frames = {"train": splits.train, "val": splits.val, "test": splits.test}
+    encoded = encode_splits(frames, SentenceTransformerEncoder(EncoderConfig(device="cpu")), 4)
+    return encoded, splits.test
+
+
+def test_train_then_evaluate(data: tuple[dict[str, EncodedTurns], pd.DataFrame]) -> None:
+    encoded, test_turns = data
+    checkpoint, history, curves = train_predictor.entrypoint(
+        encoded["train"], encoded["val"], PREDICTOR, TRAINING
+    )
+    assert checkpoint.metadata.predictor_config == PREDICTOR
+    assert any("train/loss" in row for row in history)
+    assert "<svg" in str(curves)
+    table, report = evaluate_predictor.entrypoint(
+        checkpoint, encoded["test"], test_turns, EncoderConfig(device="cpu")
+    )
+    assert set(table.rows) == {"model", "query-only", "concat-text", "mean-of-turns"}
+    assert "<svg" in str(report)
+
+
+def _table(model: float, baseline: float) -> EvaluationTable:
+    rows = {
+        name: {"recall@10": baseline} for name in ("query-only", "concat-text", "mean-of-turns")
+    }
+    return EvaluationTable(
+        num_turns=10, rows={"model": {"recall@10": model}, **rows}, best_baseline="query-only",
+        relative_gain=None, relative_gains={}, corpus_size=10, encoder_name="stub",
+        max_context_length=4,
+    )  # fmt: skip
+
+
+def test_gate_promotes_better_models_and_keeps_production_otherwise() -> None:
+    client = Client()
+    client.create_model(name="gate-test")
+    gate = GateConfig(floor=0.5)
+    for name in ("v1", "v2", "v3"):
+        client.create_model_version(model_name_or_id="gate-test", name=name)
+
+    first = apply_gate("gate-test", "v1", _table(0.8, 0.6), gate)
+    assert first.promote
+    assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v1"
+    assert production_score("gate-test", gate) == 0.8
+
+    worse = apply_gate("gate-test", "v2", _table(0.7, 0.6), gate)  # below production
+    assert not worse.promote
+    assert "below the production version's 0.8" in worse.reasons[0]
+    assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v1"
+    promotion = client.get_model_version("gate-test", "v2").run_metadata["promotion"]
+    assert isinstance(promotion, dict)
+    assert promotion["promote"] is False
+
+    better = apply_gate("gate-test", "v3", _table(0.9, 0.6), gate)
+    assert better.promote
+    assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v3"
+
+
+def test_no_production_version_yet() -> None:
+    Client().create_model(name="empty-model")
+    assert production_score("empty-model", GateConfig()) is None
