@@ -45,3 +45,21 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage outputs
+
+# Nightly retraining from cron, since the local orchestrator cannot schedule (infra/local/).
+# Prints the crontab line for this checkout; CONFIRM=yes also adds it to your crontab, once.
+.PHONY: schedule-local
+schedule-local:
+	@line="$$(sed -n 's|@REPO@|$(CURDIR)|g; /^[^#]/p' infra/local/crontab)"; \
+	echo "$$line"; \
+	if [ "$(CONFIRM)" != yes ]; then \
+		echo "(not installed: 'make schedule-local CONFIRM=yes' adds it to your crontab)" >&2; \
+		exit 0; \
+	fi; \
+	current="$$(crontab -l 2>/dev/null || true)"; \
+	if printf '%s\n' "$$current" | grep -qxF -- "$$line"; then \
+		echo "already in your crontab: nothing changed"; \
+	else \
+		{ if [ -n "$$current" ]; then printf '%s\n' "$$current"; fi; printf '%s\n' "$$line"; } \
+			| crontab - && echo "added to your crontab (crontab -l to see it)"; \
+	fi

@@ -1,8 +1,8 @@
-"""Run the training pipeline with a YAML config, then say where to look.
+"""Run a pipeline with a YAML config, then say where to look.
 
-    python run.py [--config configs/training.yaml]
+    python run.py [--pipeline training|retraining|inference] [--config CONFIG]
 
-The same as ``zenml pipeline run pipelines.training_pipeline -c CONFIG``, plus a summary.
+The same as ``zenml pipeline run pipelines.<name>_pipeline -c CONFIG``, plus a summary.
 """
 
 from __future__ import annotations
@@ -10,45 +10,93 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from uuid import UUID
 
 from zenml.client import Client
+from zenml.models import PipelineRunResponse
 
-from pipelines import training_pipeline
+from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
 from pipelines.training import MODEL_NAME
+from prime_model.errors import PrimeError
+from prime_model.evaluation import EvaluationTable
 from prime_model.promotion import PromotionDecision
+from prime_model.retraining import RetrainingDecision
 
 logger = logging.getLogger("run")
 
+PIPELINES = {
+    "training": training_pipeline,
+    "retraining": retraining_pipeline,
+    "inference": inference_pipeline,
+}
+DASHBOARD = (
+    "dashboard: `zenml login --local` then open the URL it prints "
+    "(runs, artifacts and their lineage, the model version with its metrics)"
+)
 
-def summary(run_name: str) -> str:
-    """The run, its model version and stage, the gate's decision and the metrics table."""
+
+def summary(run_id: UUID) -> str:
+    """The run, its model version and stage, then what its last steps decided or produced."""
     client = Client()
-    run = client.get_pipeline_run(run_name)
+    run = client.get_pipeline_run(run_id)
     lines = [f"run: {run.name} ({run.status.value})"]
-    decision: PromotionDecision = run.steps["register_model"].outputs["promotion"][0].load()
     if run.model_version is not None:
         version = client.get_model_version(MODEL_NAME, run.model_version.id)
         lines.append(f"model: {MODEL_NAME} version {version.name}, stage {version.stage or 'none'}")
+    lines += _retraining(run) + _gate(run) + _predictions(run)
+    return "\n".join([*lines, DASHBOARD]) + "\n"
+
+
+def _output(run: PipelineRunResponse, step: str, name: str) -> object:
+    if step not in run.steps:
+        return None
+    value: object = run.steps[step].outputs[name][0].load()
+    return value
+
+
+def _retraining(run: PipelineRunResponse) -> list[str]:
+    decision = _output(run, "decide_retraining", "retraining_decision")
+    if not isinstance(decision, RetrainingDecision):
+        return []
+    verdict = "retrain" if decision.retrain else "no retraining"
+    return [f"retraining: {verdict}: {'; '.join(decision.reasons)}"]
+
+
+def _gate(run: PipelineRunResponse) -> list[str]:
+    decision = _output(run, "register_model", "promotion")
+    evaluation = _output(run, "evaluate_predictor", "evaluation")
+    if not isinstance(decision, PromotionDecision) or not isinstance(evaluation, EvaluationTable):
+        return []
     verdict = "promoted to production" if decision.promote else "not promoted: "
-    lines.append(f"gate: {verdict}{'; '.join(decision.reasons)}")
-    evaluation = run.steps["evaluate_predictor"].outputs["evaluation"][0].load()
-    lines += ["", evaluation.to_markdown()]
-    lines += [
-        "dashboard: `zenml login --local` then open the URL it prints "
-        "(runs, artifacts and their lineage, the model version with its metrics)",
+    return [f"gate: {verdict}{'; '.join(decision.reasons)}", "", evaluation.to_markdown()]
+
+
+def _predictions(run: PipelineRunResponse) -> list[str]:
+    if "predict_embeddings" not in run.steps:
+        return []
+    artifact = run.steps["predict_embeddings"].outputs["embeddings"][0]
+    where = artifact.run_metadata.get("output_path")
+    return [
+        f"embeddings: {artifact.run_metadata.get('rows')} rows" + (f", {where}" if where else "")
     ]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="configs/training.yaml")
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="training")
+    parser.add_argument("--config", help="default: configs/<pipeline>.yaml")
     args = parser.parse_args()
-    run = training_pipeline.with_options(config_path=args.config)()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = args.config or f"configs/{args.pipeline}.yaml"
+    try:
+        run = PIPELINES[args.pipeline].with_options(config_path=config)()
+    except PrimeError as exc:
+        logger.error("error: %s", exc)  # a user error: the message, no traceback
+        return 2
     if run is None:
         logger.error("the pipeline returned no run")
         return 1
-    sys.stdout.write(summary(run.name))
+    sys.stdout.write(summary(run.id))
     return 0
 
 

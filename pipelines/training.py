@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from zenml import Model, pipeline
 
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from prime_model.encoders import EncoderConfig
+from prime_model.latency import BenchmarkConfig
 from prime_model.promotion import GateConfig
+from prime_model.serving_models import ExportConfig
 from steps import (
+    benchmark_latency,
     encode_turns,
     evaluate_predictor,
+    export_onnx,
     load_turns,
     register_model,
     split_turns,
@@ -20,15 +26,14 @@ from steps import (
 )
 
 MODEL_NAME = "prime-predictor"
-
-
-@pipeline(
-    model=Model(
-        name=MODEL_NAME,
-        description="PRIME embedding predictor: conversation context -> target embedding",
-        tags=["embedding-predictor", "infonce"],
-    )
+MODEL = Model(
+    name=MODEL_NAME,
+    description="PRIME embedding predictor: conversation context -> target embedding",
+    tags=["embedding-predictor", "infonce"],
 )
+
+
+@pipeline(model=MODEL)
 def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by name
     data: DataSource,
     validation: ValidationConfig,
@@ -39,15 +44,51 @@ def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by nam
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     split_seed: int = 0,
+    benchmark: BenchmarkConfig | None = None,
+    export: ExportConfig | None = None,
 ) -> None:
     """Every knob is a typed parameter, set from the YAML config (see configs/training.yaml)."""
     # a user file can change under the same path: only the generated sample may be cached
     turns = load_turns.with_options(enable_cache=data.kind == "sample")(data)
     validated, _ = validate_turns(turns, validation)
-    train, val, test = split_turns(validated, val_fraction, test_fraction, split_seed)
+    train_evaluate_register(
+        validated,
+        encoder,
+        predictor,
+        training,
+        gate,
+        Splits(val_fraction, test_fraction, split_seed),
+        benchmark or BenchmarkConfig(),
+        export or ExportConfig(),
+    )
+
+
+class Splits(NamedTuple):
+    val_fraction: float
+    test_fraction: float
+    seed: int
+
+
+def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, passed through
+    validated: Any,
+    encoder: EncoderConfig,
+    predictor: PredictorConfig,
+    training: TrainingConfig,
+    gate: GateConfig,
+    splits: Splits,
+    benchmark: BenchmarkConfig,
+    export: ExportConfig,
+) -> None:
+    """The steps after validation, shared by the training and retraining pipelines.
+
+    The gate runs last: a model that cannot be exported or served never reaches production.
+    """
+    train, val, test = split_turns(validated, *splits)
     encoded_train, encoded_val, encoded_test = encode_turns(
         train, val, test, encoder, predictor.max_context_length
     )
     checkpoint, _, _ = train_predictor(encoded_train, encoded_val, predictor, training)
     evaluation, _ = evaluate_predictor(checkpoint, encoded_test, test, encoder)
-    register_model(evaluation, gate)
+    _, _, quantization = export_onnx(checkpoint, encoded_test, export)
+    latency, _ = benchmark_latency(checkpoint, encoded_test, benchmark)
+    register_model(evaluation, gate, latency, quantization)

@@ -15,10 +15,13 @@ from prime_model.errors import (
     CheckpointError,
     ConfigError,
     DataValidationError,
+    ExportError,
     PredictorError,
     PrimeError,
 )
+from prime_model.inference import InferencePredictor
 from prime_model.model import EmbeddingPredictor
+from prime_model.optimized import OptimizedPredictor, create_predictor
 
 __all__ = [
     "CheckpointError",
@@ -26,11 +29,15 @@ __all__ = [
     "ConfigError",
     "DataValidationError",
     "EmbeddingPredictor",
+    "ExportError",
+    "InferencePredictor",
+    "OptimizedPredictor",
     "PredictorCheckpoint",
     "PredictorConfig",
     "PredictorError",
     "PrimeError",
     "TrainingConfig",
+    "create_predictor",
     "load_checkpoint",
     "read_checkpoint_metadata",
     "save_checkpoint",

@@ -1,5 +1,6 @@
 """The ``prime`` command line: ``prime train`` trains and evaluates on sample or user data;
-``prime evaluate`` scores a checkpoint against the baselines.
+``prime evaluate`` scores a checkpoint (or an exported ``.onnx``) against the baselines;
+``prime benchmark`` and ``prime export`` live in :mod:`prime_model.cli_inference`.
 
 torch, pandas and sentence-transformers are imported inside the commands, so ``prime --help``
 answers at once. Errors PRIME raises on purpose end the command with ``error: ...`` on stderr and
@@ -14,9 +15,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from prime_model.cli_inference import add_inference_commands, write_text
+from prime_model.cli_predict import add_predict_command
 from prime_model.errors import PrimeError
+
+if TYPE_CHECKING:
+    from prime_model.model import EmbeddingPredictor
 
 logger = logging.getLogger("prime_model.cli")
 
@@ -61,8 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         type=Path,
-        metavar="CKPT_DIR",
-        help="checkpoint directory written by save_checkpoint",
+        metavar="CKPT_DIR|MODEL.onnx",
+        help="checkpoint directory written by save_checkpoint, or a file from prime export",
+    )
+    evaluate.add_argument(
+        "--backend",
+        default=None,
+        choices=("eager", "compiled", "onnx", "onnx-int8"),
+        help="inference backend (default: eager for a checkpoint, the file's own for .onnx)",
     )
     evaluate.add_argument(
         "--data", required=True, type=Path, metavar="TURNS_FILE", help="turn file to evaluate on"
@@ -101,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(command=_evaluate)
     _add_common_options(evaluate)
     _add_train_command(commands)
+    add_inference_commands(commands, _add_common_options)
+    add_predict_command(commands, _add_common_options)
     return parser
 
 
@@ -147,7 +161,6 @@ def _configure_logging(*, quiet: bool) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415 - heavy imports only when the command runs
 
-    from prime_model.checkpoint import load_checkpoint  # noqa: PLC0415
     from prime_model.data import read_turns  # noqa: PLC0415
     from prime_model.encoders import (  # noqa: PLC0415
         EncoderConfig,
@@ -162,14 +175,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    checkpoint = load_checkpoint(args.model, device=device)
+    model = _load_for_evaluation(args.model, args.backend, device)
     encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=device))
-    check_encoder_fits(encoder, checkpoint.model.config)
-    n_max = checkpoint.metadata.predictor_config.max_context_length
+    check_encoder_fits(encoder, model.config)
+    n_max = model.config.max_context_length
     encoded = encode_turns(turns, encoder, n_max)
-    table = evaluate(checkpoint.model, encoded, turns, encoder, max_context_length=n_max)
+    table = evaluate(model, encoded, turns, encoder, max_context_length=n_max)
     if args.html is not None:
-        _write_text(args.html, table.to_html())
+        write_text(args.html, table.to_html())
         logger.info("wrote the HTML report to %s", args.html)
     if args.json:
         sys.stdout.write(json.dumps(table.to_dict(), indent=2) + "\n")
@@ -178,9 +191,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_for_evaluation(path: Path, backend: str | None, device: str) -> EmbeddingPredictor:
+    """The checkpoint's model (eager), or any backend behind the model's interface."""
+    from prime_model.checkpoint import load_checkpoint  # noqa: PLC0415
+    from prime_model.inference import PredictorModule  # noqa: PLC0415
+    from prime_model.optimized import create_predictor  # noqa: PLC0415
+
+    if path.is_file() or path.suffix == ".onnx":
+        return PredictorModule(create_predictor(path, backend or "auto", "cpu"))
+    checkpoint = load_checkpoint(path, device=device)
+    if backend in (None, "eager"):
+        return checkpoint.model
+    return PredictorModule(create_predictor(checkpoint, backend, device))
+
+
 def _train(args: argparse.Namespace) -> int:
     from prime_model.config import PredictorConfig, TrainingConfig  # noqa: PLC0415
-    from prime_model.data import SampleConfig, ValidationConfig, generate_sample, read_turns  # noqa: PLC0415  # noqa: PLC0415
+    from prime_model.data import SampleConfig, ValidationConfig, generate_sample, read_turns  # noqa: PLC0415
     from prime_model.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
     from prime_model.workflow import train_and_evaluate  # noqa: PLC0415
 
@@ -204,12 +231,3 @@ def _train(args: argparse.Namespace) -> int:
     logger.info("model: %s", result.training.checkpoint_dir)
     sys.stdout.write(result.evaluation.to_markdown())
     return 0
-
-
-def _write_text(path: Path, text: str) -> None:
-    from prime_model.atomic import write_text_atomic  # noqa: PLC0415
-
-    try:
-        write_text_atomic(path, text)
-    except OSError as exc:
-        raise PrimeError(f"cannot write {path}: {exc.strerror or exc}") from None

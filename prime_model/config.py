@@ -101,6 +101,7 @@ class PredictorConfig(FrozenConfig):
 
 
 Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+Strategy = Literal["auto", "ddp", "ddp_spawn", "fsdp"]
 
 
 class TrainingConfig(FrozenConfig):
@@ -128,6 +129,14 @@ class TrainingConfig(FrozenConfig):
     )
     accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, ...")
     devices: int | str = Field("auto", description="Lightning devices: auto, 1, 2, ...")
+    num_nodes: int = Field(1, gt=0, description="machines in a DDP/FSDP run, each with `devices`")
+    strategy: Strategy = Field(
+        "auto",
+        description=(
+            "Lightning strategy; inside a pipeline step use ddp_spawn (ddp re-runs the launching "
+            "command in every extra rank); fsdp needs accelerator gpu/cuda"
+        ),
+    )
     num_workers: int = Field(0, ge=0, description="DataLoader workers; tensors are in memory")
     log_every_n_steps: int = Field(10, gt=0)
 
@@ -136,5 +145,19 @@ class TrainingConfig(FrozenConfig):
         if self.max_steps is not None and self.warmup_steps >= self.max_steps:
             raise ValueError(
                 f"warmup_steps={self.warmup_steps} must be < max_steps={self.max_steps}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _strategy_fits_hardware(self) -> Self:
+        """Fail at config time what Lightning would only reject (or silently pick) at fit time."""
+        if self.num_nodes > 1 and self.strategy == "auto":
+            raise ValueError(
+                f"num_nodes={self.num_nodes} needs strategy ddp, ddp_spawn or fsdp, not 'auto'"
+            )
+        if self.strategy == "fsdp" and self.accelerator not in ("gpu", "cuda"):
+            raise ValueError(
+                f"strategy 'fsdp' needs accelerator 'gpu' or 'cuda', got {self.accelerator!r}; "
+                "use ddp_spawn (or ddp) on CPU"
             )
         return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +148,15 @@ class TextTable:
     def gather(self, texts: Iterable[str]) -> Tensor:
         return self.vectors[[self.row[t] for t in texts]]
 
+    def gather_histories(self, histories: Sequence[list[str]]) -> tuple[Tensor, Tensor]:
+        """(M×N×D context zero-padded after the turns, M×N mask), N the longest history."""
+        n = max((len(h) for h in histories), default=0)
+        pad = len(self.row)
+        rows = torch.full((len(histories), n), pad, dtype=torch.long)  # rows of self.vectors
+        for i, history in enumerate(histories):
+            rows[i, : len(history)] = torch.tensor([self.row[t] for t in history], dtype=torch.long)
+        return self.vectors[rows], rows != pad
+
 
 def _texts(frame: pd.DataFrame) -> Iterable[str]:
     for history in frame["history"]:
@@ -177,20 +186,15 @@ def encode_turns(turns: pd.DataFrame, encoder: YEncoder, max_context_length: int
 def _assemble(frame: pd.DataFrame, table: TextTable, name: str) -> EncodedTurns:
     if frame.empty:
         raise DataValidationError(f"{name}: no turns to encode; expected at least one row")
-    histories = frame["history"]
-    n = max(len(h) for h in histories)
-    pad = len(table.row)
-    rows = torch.full((len(frame), n), pad, dtype=torch.long)  # (M, N) rows of table.vectors
-    for i, history in enumerate(histories):
-        rows[i, : len(history)] = torch.tensor([table.row[t] for t in history], dtype=torch.long)
+    context, context_mask = table.gather_histories(frame["history"].tolist())
     corpus_texts = list(dict.fromkeys(frame["target"]))
     corpus_row = {text: k for k, text in enumerate(corpus_texts)}
     first_id: dict[str, object] = {}
     for text, target_id in zip(frame["target"], frame["target_id"], strict=True):
         first_id.setdefault(text, target_id)
     return EncodedTurns(
-        context=table.vectors[rows],  # (M, N, D)
-        context_mask=rows != pad,
+        context=context,
+        context_mask=context_mask,
         query=table.gather(frame["query"]),
         target=table.gather(frame["target"]),
         target_index=torch.tensor([corpus_row[t] for t in frame["target"]], dtype=torch.long),

@@ -24,3 +24,7 @@ class CheckpointError(PrimeError):
 
 class DataValidationError(PrimeError, ValueError):
     """A turn table or data file does not meet the turn schema or the validation suite."""
+
+
+class ExportError(PrimeError):
+    """An ONNX export failed its checks, or an ONNX file is unreadable, tampered with or foreign."""

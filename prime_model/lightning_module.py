@@ -85,7 +85,7 @@ class PredictorLightningModule(L.LightningModule):
     def validation_step(self, batch: EncodedBatch, batch_idx: int) -> None:
         predicted = self(batch.context, batch.query, batch.context_mask)  # (B, D_out)
         loss = self._loss(batch, predicted)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch.query.shape[0])
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch.query.shape[0], sync_dist=True)
         corpus = self._val_corpus().to(predicted.device)
         self._val_ranks.append(gold_ranks(predicted, corpus, batch.target_index))
 

@@ -4,6 +4,7 @@ Lightning owns the loop, checkpointing (``lightning/last.ckpt`` to resume, the b
 val/recall@10), early stopping, LR monitoring, the progress bar and CSV logs. The best weights
 are then written as a PRIME checkpoint (safetensors + metadata), the artifact everything else uses.
 Lightning checkpoints are only ever read back with ``weights_only=True`` (no arbitrary unpickling).
+Under DDP only rank 0 writes the PRIME checkpoint; :mod:`prime_model.strategy` picks the strategy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from prime_model.checkpoint import save_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
@@ -33,6 +36,7 @@ from prime_model.encoding import EncodedTurns
 from prime_model.errors import ConfigError
 from prime_model.lightning_module import PredictorLightningModule
 from prime_model.model import EmbeddingPredictor
+from prime_model.strategy import lightning_strategy, process_count
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +62,13 @@ def train_predictor(
     *,
     resume: bool = False,
     metadata: dict[str, Any] | None = None,
+    inside_pipeline: bool = False,
 ) -> TrainingResult:
-    """Train, keep the best epoch by val/recall@10, save it to ``output_dir/model``."""
+    """Train, keep the best epoch by val/recall@10, save it to ``output_dir/model``.
+
+    ``inside_pipeline``: launched from a pipeline step, where ranks must be spawned, never
+    started by re-running the launching command (see :mod:`prime_model.strategy`).
+    """
     output_dir = Path(output_dir)
     _check_fit(encoded_train, predictor_config, training_config)
     L.seed_everything(training_config.seed, workers=True, verbose=False)
@@ -89,6 +98,8 @@ def train_predictor(
         max_steps=training_config.max_steps or -1,
         accelerator=training_config.accelerator,
         devices=training_config.devices,
+        num_nodes=training_config.num_nodes,
+        strategy=lightning_strategy(training_config, inside_pipeline=inside_pipeline),
         precision=training_config.precision,
         gradient_clip_val=training_config.gradient_clip_val,
         callbacks=[
@@ -98,44 +109,88 @@ def train_predictor(
             *_early_stopping(training_config),
         ],
         logger=csv_logger,
-        # small splits have fewer batches than the interval: log each epoch's steps anyway
-        log_every_n_steps=min(
-            training_config.log_every_n_steps, len(datamodule.train_dataloader())
+        # small splits have fewer batches (per rank, under DDP) than the interval: log anyway
+        log_every_n_steps=max(
+            1,
+            min(
+                training_config.log_every_n_steps,
+                len(datamodule.train_dataloader()) // (process_count(training_config) or 1),
+            ),
         ),
         deterministic=True,
         enable_model_summary=False,
     )
-    ckpt_path = _resume_from(output_dir, resume)
+    if inside_pipeline:
+        _refuse_relaunch(trainer, training_config)
+    # one rank clears the previous run's folders; a script-launched ddp run re-enters here per rank
+    ckpt_path = _resume_from(output_dir, resume, clear=trainer.is_global_zero)
     with warnings.catch_warnings():
         # resuming reuses both folders on purpose (and the CSV logger appends to metrics.csv,
         # whatever its "will be deleted" note says); fresh runs have cleared them
         warnings.filterwarnings("ignore", message="Experiment logs directory .* is not empty")
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # script-launched ddp: every rank gets here; wait until rank 0 has written its logs
+    trainer.strategy.barrier("prime_fit_done")
     net = _best_net(best, module, predictor_config)
     history = _read_history(Path(csv_logger.log_dir or output_dir / "logs") / "metrics.csv")
     best_metrics = _best_epoch(history)
-    checkpoint_dir = save_checkpoint(
-        net,
-        output_dir / "model",
-        {
-            **(metadata or {}),
-            "metrics": best_metrics,
-            "dataset_fingerprint": {
-                "train": encoded_train.fingerprint(),
-                "val": encoded_val.fingerprint(),
+    checkpoint_dir = output_dir / "model"
+    if trainer.is_global_zero:  # (ddp_spawn: the main process, which got rank 0's results back)
+        save_checkpoint(
+            net,
+            checkpoint_dir,
+            {
+                **(metadata or {}),
+                "metrics": best_metrics,
+                "dataset_fingerprint": {
+                    "train": encoded_train.fingerprint(),
+                    "val": encoded_val.fingerprint(),
+                },
+                "encoder": {"name": encoded_train.encoder_name, "dim": encoded_train.dim},
+                "training_config": training_config.model_dump(),
+                "global_step": _global_step(trainer, lightning_dir),
             },
-            "encoder": {"name": encoded_train.encoder_name, "dim": encoded_train.dim},
-            "training_config": training_config.model_dump(),
-            "global_step": trainer.global_step,
-        },
-        overwrite=True,
-    )
-    logger.info("best %s=%.4f saved to %s", MONITOR, best_metrics.get(MONITOR, 0), checkpoint_dir)
+            overwrite=True,
+        )
+        logger.info(
+            "best %s=%.4f saved to %s", MONITOR, best_metrics.get(MONITOR, 0), checkpoint_dir
+        )
+    # the other ranks return only once the checkpoint their result points to exists
+    trainer.strategy.barrier("prime_checkpoint_saved")
     return TrainingResult(checkpoint_dir, best_metrics, history, lightning_dir)
 
 
-def _resume_from(output_dir: Path, resume: bool) -> Path | None:
+def _global_step(trainer: L.Trainer, lightning_dir: Path) -> int:
+    """Optimizer steps taken, also after ddp_spawn, where the main process never stepped.
+
+    Lightning hands rank 0's weights and metrics back to the main process, not its loop
+    counters; rank 0's ``last.ckpt`` (saved after the final validation) has them.
+    """
+    last = lightning_dir / "last.ckpt"
+    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher) or not last.exists():
+        return trainer.global_step
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    return int(state["global_step"])
+
+
+def _refuse_relaunch(trainer: L.Trainer, cfg: TrainingConfig) -> None:
+    """Inside a step, re-running the launching command would start another pipeline run.
+
+    The config alone cannot always tell (``devices: auto`` on a multi-GPU node lets Lightning
+    pick ``ddp``), so this checks the launcher Lightning actually chose.
+    """
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher) and trainer.world_size > 1:
+        raise ConfigError(
+            f"strategy={cfg.strategy!r} with devices={cfg.devices!r}, num_nodes={cfg.num_nodes} "
+            f"resolves to {type(trainer.strategy).__name__} on {trainer.world_size} processes, "
+            "which re-runs the launching command (the pipeline) in every extra rank; inside a "
+            "pipeline set strategy: ddp_spawn and devices to a number"
+        )
+
+
+def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path | None:
     """``last.ckpt`` when resuming; otherwise clear the previous run's logs and checkpoints.
 
     A fresh run must not append to an old run's history or keep its "best" checkpoint.
@@ -146,6 +201,8 @@ def _resume_from(output_dir: Path, resume: bool) -> Path | None:
         return last
     if resume:
         logger.info("no %s to resume from; starting fresh", last)
+    if not clear:
+        return None
     for name in ("logs", "lightning"):
         if (output_dir / name).exists():
             logger.info("starting fresh: removing the previous run's %s", output_dir / name)

@@ -1,21 +1,37 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 from zenml.enums import ModelStages
 
 from prime_model.evaluation import BASELINES, MODEL, EvaluationTable
+from prime_model.latency import LatencyBenchmark
 from prime_model.promotion import GateConfig, PromotionDecision, decide_promotion
+from prime_model.quantize import QuantizationResult
 
 
 @step(enable_cache=False)  # a decision with side effects: taken anew for every version
 def register_model(
-    evaluation: EvaluationTable, gate: GateConfig
+    evaluation: EvaluationTable,
+    gate: GateConfig,
+    latency: LatencyBenchmark | None = None,
+    quantization: QuantizationResult | None = None,
 ) -> Annotated[PromotionDecision, "promotion"]:
-    """Promote this run's model version to production only if it passes the quality gate."""
+    """Promote this run's model version to production only if it passes the quality gate.
+
+    ``latency`` and ``quantization`` make the gate wait for export and benchmark (a model that
+    cannot be exported never reaches production) and are recorded on every version, cached or not.
+    """
     model = get_step_context().model
+    serving: dict[str, Any] = {}
+    if latency is not None:
+        serving["latency"] = latency.summary()
+    if quantization is not None:
+        serving["int8"] = quantization.model_dump(mode="json")
+    if serving:
+        log_metadata(metadata=serving, model_name=model.name, model_version=str(model.version))
     return apply_gate(model.name, str(model.version), evaluation, gate)
 
 

@@ -33,6 +33,13 @@ def train_predictor(
 ) -> TrainOutputs:
     """Train with Lightning; the best epoch by val/recall@10 becomes the versioned model."""
     with tempfile.TemporaryDirectory(prefix="prime-train-") as workdir:
-        result = fit(encoded_train, encoded_val, predictor_config, training_config, workdir)
+        result = fit(
+            encoded_train,
+            encoded_val,
+            predictor_config,
+            training_config,
+            workdir,
+            inside_pipeline=True,  # ranks are spawned, never started by re-running the step
+        )
         checkpoint = load_checkpoint(result.checkpoint_dir)
     return checkpoint, result.history, HTMLString(training_curves_html(result.history))

@@ -34,9 +34,16 @@ Record = dict[str, Any]
 
 
 def read_turns(
-    path: str | Path, format: str | None = None, *, target: str = "passage"
+    path: str | Path,
+    format: str | None = None,
+    *,
+    target: str = "passage",
+    require_target: bool = True,
 ) -> pd.DataFrame:
     """Read a turn table from ``path``; ``target`` picks what to retrieve for qrecc/topiocqa.
+
+    ``require_target=False`` accepts turn-schema files without a ``target`` column (batch
+    prediction); their ``target`` is None.
 
     ``format`` is one of :data:`SUPPORTED_FORMATS`; None infers it from the suffix (.jsonl,
     .parquet, .csv). For the turn-schema formats ``target`` is ignored: the file already holds a
@@ -53,7 +60,10 @@ def read_turns(
         )
     _check_file(path)
     reader = _SCHEMA_READERS.get(fmt)
-    frame = reader(path) if reader is not None else _read_public(path, fmt, target)
+    if reader is None:
+        frame = _read_public(path, fmt, target)
+    else:
+        frame = conform_frame(reader(path), source=str(path), require_target=require_target)
     logger.info("read %d turns from %s (format %s)", len(frame), path, fmt)
     return frame
 
@@ -136,8 +146,8 @@ def _decode_history(value: object, path: Path, where: str) -> list[str]:
     return _string_list(decoded, path, where, expected)
 
 
-def _conform_turn_table(frame: pd.DataFrame, path: Path, *, json_history: bool) -> pd.DataFrame:
-    """Check every history cell (missing columns are left to ``conform_frame``), then conform."""
+def _decode_histories(frame: pd.DataFrame, path: Path, *, json_history: bool) -> pd.DataFrame:
+    """Check every history cell; missing columns are left to ``conform_frame``."""
     if "history" in frame.columns:
         frame = frame.copy()
         cells = [
@@ -147,13 +157,13 @@ def _conform_turn_table(frame: pd.DataFrame, path: Path, *, json_history: bool) 
             for row, value in enumerate(frame["history"])
         ]
         frame["history"] = pd.Series(cells, index=frame.index, dtype=object)
-    return conform_frame(frame, source=str(path))
+    return frame
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records = _parse_json_lines(path, _read_text(path))
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(COLUMNS))
-    return _conform_turn_table(frame, path, json_history=False)
+    return _decode_histories(frame, path, json_history=False)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -163,7 +173,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise DataValidationError(
             f"{path}: not a readable Parquet file ({exc}); expected a Parquet turn table"
         ) from None
-    return _conform_turn_table(frame, path, json_history=False)
+    return _decode_histories(frame, path, json_history=False)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -177,7 +187,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataValidationError(
             f"{path}: not a readable CSV file ({exc}); expected a header row and one turn per row"
         ) from None
-    return _conform_turn_table(frame, path, json_history=True)
+    return _decode_histories(frame, path, json_history=True)
 
 
 def _load_records(path: Path) -> list[Record]:

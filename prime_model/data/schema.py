@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target", "target_id")
 REQUIRED_COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target")
+INPUT_COLUMNS: Final = ("conversation_id", "turn", "history", "query")  # what prediction reads
 DTYPES: Final = {
     "conversation_id": "object",
     "turn": "int64",
@@ -60,20 +61,31 @@ def turns_to_frame(turns: Iterable[Turn]) -> pd.DataFrame:
     return conform_frame(frame)
 
 
-def conform_frame(frame: pd.DataFrame, source: str = "turn table") -> pd.DataFrame:
-    """Reorder to :data:`COLUMNS`, add a missing ``target_id`` as None and fix dtypes.
+def required_columns(*, require_target: bool = True) -> tuple[str, ...]:
+    """Training and evaluation need targets; batch prediction reads only :data:`INPUT_COLUMNS`."""
+    return REQUIRED_COLUMNS if require_target else INPUT_COLUMNS
+
+
+def conform_frame(
+    frame: pd.DataFrame, source: str = "turn table", *, require_target: bool = True
+) -> pd.DataFrame:
+    """Reorder to :data:`COLUMNS`, add a missing ``target_id`` (and optional target) as None.
 
     Raises :class:`DataValidationError` naming the missing columns; deeper checks (nulls, blanks,
     duplicates) are the validation suite's job, so this never drops or rewrites rows.
     """
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    required = required_columns(require_target=require_target)
+    optional = [c for c in COLUMNS if c not in required]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataValidationError(
             f"{source}: missing required column(s) {missing}; "
-            f"expected {list(REQUIRED_COLUMNS)} (+ optional 'target_id'), "
+            f"expected {list(required)} (+ optional {optional}), "
             f"got {list(frame.columns)}"
         )
     out = frame.reindex(columns=list(COLUMNS)).copy()
+    if "target" not in frame.columns:  # prediction inputs: no target, and None says so
+        out["target"] = pd.Series([None] * len(out), index=out.index, dtype=object)
     # Parquet hands list cells back as numpy arrays: the schema's history is a list
     out["history"] = pd.Series(
         [h.tolist() if isinstance(h, np.ndarray) else h for h in out["history"]],

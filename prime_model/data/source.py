@@ -23,6 +23,7 @@ class DataSource(FrozenConfig):
     path: str | None = Field(None, description="turn file, for kind: file")
     format: str | None = Field(None, description="jsonl, parquet, csv, qrecc, topiocqa")
     target: str = Field("passage", description="for qrecc/topiocqa: passage, answer, rewrite")
+    require_target: bool = Field(True, description="False: inputs for prediction, no target")
 
     @model_validator(mode="after")
     def _file_needs_a_path(self) -> Self:
@@ -35,7 +36,9 @@ def load_turns(source: DataSource) -> pd.DataFrame:
     if source.kind == "sample":
         return generate_sample(source.sample)
     assert source.path is not None  # noqa: S101 - guaranteed by the validator
-    return read_turns(source.path, source.format, target=source.target)
+    return read_turns(
+        source.path, source.format, target=source.target, require_target=source.require_target
+    )
 
 
 def fingerprint_turns(turns: pd.DataFrame) -> str:

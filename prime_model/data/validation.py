@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig
-from prime_model.data.schema import COLUMNS, DTYPES, REQUIRED_COLUMNS, Turn
+from prime_model.data.schema import COLUMNS, DTYPES, Turn, required_columns
 from prime_model.data.validation_report import (
     MAX_EXAMPLES,
     ExampleRow,
@@ -69,6 +69,9 @@ class ValidationConfig(FrozenConfig):
     max_history_turn_chars: int = Field(20_000, ge=1, description="longest text in a history")
     max_context_length: int = Field(
         10, ge=1, description="history turns kept at encoding; match PredictorConfig's N_max"
+    )
+    require_target: bool = Field(
+        True, description="False for batch prediction inputs, which have no target to check"
     )
     history_matches_turn: bool = Field(
         False,
@@ -210,7 +213,7 @@ def _checks(columns: Collection[str], config: ValidationConfig) -> list[_Check]:
     """The suite for a frame with these columns: checks on a missing column are left out."""
     checks = [
         _Check(f"column '{c}' exists", "ExpectColumnToExist", {"column": c})
-        for c in REQUIRED_COLUMNS
+        for c in required_columns(require_target=config.require_target)
     ]
     rows = {"min_value": config.min_rows}
     checks.append(
@@ -231,7 +234,8 @@ def _checks(columns: Collection[str], config: ValidationConfig) -> list[_Check]:
 
 def _column_checks(c: str, config: ValidationConfig) -> list[_Check]:
     """The checks of one schema column that the frame has, each kept when its condition holds."""
-    text, required = c in _TEXT_COLUMNS, c in REQUIRED_COLUMNS
+    text = c in _TEXT_COLUMNS
+    required = c in required_columns(require_target=config.require_target)
     bounds = {
         "query": (config.min_query_chars, config.max_query_chars),
         "target": (config.min_target_chars, config.max_target_chars),

@@ -1,6 +1,7 @@
 """Materializers for PRIME's artifacts: safetensors and JSON only, never pickle."""
 
 from steps.materializers.encoded_turns import EncodedTurnsMaterializer
+from steps.materializers.onnx_model import VerifiedOnnxMaterializer
 from steps.materializers.predictor_checkpoint import PredictorCheckpointMaterializer
 from steps.materializers.turn_table import TurnTableMaterializer
 
@@ -8,4 +9,5 @@ __all__ = [
     "EncodedTurnsMaterializer",
     "PredictorCheckpointMaterializer",
     "TurnTableMaterializer",
+    "VerifiedOnnxMaterializer",
 ]

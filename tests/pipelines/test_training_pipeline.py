@@ -8,9 +8,11 @@ import pytest
 import yaml
 from zenml.client import Client
 from zenml.enums import ArtifactType, ExecutionStatus
+from zenml.models import PipelineRunResponse
 
 from pipelines import training_pipeline
 from prime_model.checkpoint import PredictorCheckpoint
+from prime_model.onnx_runtime import VerifiedOnnx
 from tests.conftest import REPO_ROOT
 
 SMOKE = REPO_ROOT / "configs" / "smoke.yaml"
@@ -21,6 +23,8 @@ OUTPUTS = {
     "encode_turns": {"encoded_train", "encoded_val", "encoded_test"},
     "train_predictor": {"predictor_checkpoint", "training_history", "training_curves"},
     "evaluate_predictor": {"evaluation", "evaluation_report"},
+    "export_onnx": {"onnx_model", "onnx_int8_model", "quantization"},
+    "benchmark_latency": {"latency_benchmark", "latency_report"},
     "register_model": {"promotion"},
 }
 CACHED_ON_RERUN = ("load_turns", "validate_turns", "split_turns", "encode_turns")
@@ -43,7 +47,9 @@ def test_runs_twice_with_caching_and_registers_versions(monkeypatch: pytest.Monk
 
     checkpoint = run.steps["train_predictor"].outputs["predictor_checkpoint"][0]
     assert checkpoint.type == ArtifactType.MODEL
-    assert isinstance(checkpoint.load(), PredictorCheckpoint)
+    loaded = checkpoint.load()
+    assert isinstance(loaded, PredictorCheckpoint)
+    _check_serving_artifacts(run, loaded)
 
     for pipeline_run in (run, rerun):
         assert pipeline_run.model_version is not None
@@ -70,3 +76,25 @@ def test_an_invalid_config_fails_before_any_step_runs(
     assert "predictor" in cause
     assert "hidden_dim=32 must be divisible by num_heads=3" in cause
     assert len(Client().list_pipeline_runs(size=100)) == runs_before
+
+
+def _check_serving_artifacts(run: PipelineRunResponse, checkpoint: PredictorCheckpoint) -> None:
+    """The ONNX exports are of this checkpoint, int8 exists iff accepted, latency is logged."""
+    export = run.steps["export_onnx"].outputs
+    assert export["onnx_model"][0].type == ArtifactType.MODEL
+    fp32 = export["onnx_model"][0].load()
+    assert isinstance(fp32, VerifiedOnnx) and fp32.metadata.kind == "fp32"
+    assert fp32.metadata.weights_sha256 == checkpoint.metadata.weights_sha256
+    verdict = export["quantization"][0].load()
+    int8 = export["onnx_int8_model"][0].load()
+    assert verdict.accepted == (int8 is not None)
+    if int8 is not None:
+        assert int8.metadata.kind == "int8"
+    benchmark = run.steps["benchmark_latency"].outputs["latency_benchmark"][0].load()
+    assert {row.backend for row in benchmark.trained.rows} == {"eager", "onnx", "onnx-int8"}
+    assert benchmark.presets == {}
+    assert run.model_version is not None
+    version = Client().get_model_version("prime-predictor", run.model_version.id)
+    latency = version.run_metadata["latency"]
+    assert isinstance(latency, dict) and "onnx@1" in latency["trained"]
+    assert latency["trained"]["eager@1"]["speedup_vs_eager"] == 1.0

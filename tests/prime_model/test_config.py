@@ -145,3 +145,50 @@ def test_from_yaml_missing_file(tmp_path: Path) -> None:
 def test_from_yaml_unreadable_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         PredictorConfig.from_yaml(tmp_path)  # a directory
+
+
+def test_strategy_defaults_keep_single_process_training() -> None:
+    cfg = TrainingConfig()
+    assert (cfg.strategy, cfg.num_nodes) == ("auto", 1)
+    assert not cfg.gradient_checkpointing  # scale-out fields leave the others alone
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"strategy": "ddp", "devices": 2},
+        {"strategy": "ddp_spawn", "devices": 2, "accelerator": "cpu"},
+        {"strategy": "ddp", "num_nodes": 2, "devices": 4},
+        {"strategy": "fsdp", "accelerator": "gpu", "devices": 8, "num_nodes": 2},
+        {"strategy": "fsdp", "accelerator": "cuda", "gradient_checkpointing": True},
+    ],
+)
+def test_strategy_combinations_accepted(overrides: dict[str, Any]) -> None:
+    cfg = TrainingConfig(**overrides)
+    assert cfg.model_dump()["strategy"] == overrides["strategy"]
+    assert TrainingConfig.model_validate_json(cfg.model_dump_json()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"num_nodes": 2}, "num_nodes=2 needs strategy ddp, ddp_spawn or fsdp, not 'auto'"),
+        ({"strategy": "fsdp"}, "strategy 'fsdp' needs accelerator 'gpu' or 'cuda', got 'auto'"),
+        ({"strategy": "fsdp", "accelerator": "cpu"}, "got 'cpu'; use ddp_spawn"),
+        ({"num_nodes": 0, "strategy": "ddp"}, "num_nodes"),
+        ({"strategy": "deepspeed"}, "strategy"),
+        ({"strategy": "ddp_fork"}, "strategy"),
+    ],
+)
+def test_bad_strategy_config_names_the_rule(overrides: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError, match="invalid TrainingConfig") as info:
+        TrainingConfig(**overrides)
+    assert needle in str(info.value)
+
+
+def test_strategy_rule_names_the_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "training.yaml"
+    path.write_text("strategy: fsdp\naccelerator: cpu\ndevices: 2\n")
+    with pytest.raises(ConfigError, match="needs accelerator 'gpu' or 'cuda'") as info:
+        TrainingConfig.from_yaml(path)
+    assert str(path) in str(info.value)

@@ -1,0 +1,37 @@
+"""inference_pipeline: turns -> validated -> embeddings predicted by the production model."""
+
+from __future__ import annotations
+
+from zenml import Model, pipeline
+from zenml.enums import ModelStages
+
+from pipelines.production import production_version
+from pipelines.training import MODEL_NAME
+from prime_model.data.source import DataSource
+from prime_model.data.validation import ValidationConfig
+from prime_model.encoders import EncoderConfig
+from steps import load_turns, predict_embeddings, validate_turns
+
+
+@pipeline(model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION))
+def inference_pipeline(
+    data: DataSource,
+    validation: ValidationConfig,
+    encoder: EncoderConfig,
+    backend: str = "auto",
+    output_path: str | None = None,
+) -> None:
+    """Predict with the production version (its stored ONNX models when the backend allows);
+    the outputs are linked to that version."""
+    version = production_version()  # resolved when the run starts, not when it is defined
+    turns = load_turns.with_options(enable_cache=False)(data)
+    validated, _ = validate_turns(turns, validation)
+    predict_embeddings(
+        validated,
+        version.get_artifact("predictor_checkpoint"),
+        encoder,
+        backend,
+        output_path,
+        onnx_model=version.get_artifact("onnx_model"),
+        onnx_int8_model=version.get_artifact("onnx_int8_model"),
+    )

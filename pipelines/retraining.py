@@ -1,0 +1,78 @@
+"""retraining_pipeline: new turns -> validate -> drift check -> retrain only when it is due.
+
+A dynamic pipeline (ZenML runs the function at run time), so the decision can end the run early;
+the local, Kubernetes, SageMaker and Vertex orchestrators run dynamic pipelines.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from zenml import pipeline
+
+from pipelines.production import production_version, training_data
+from pipelines.training import MODEL, Splits, train_evaluate_register
+from prime_model.config import PredictorConfig, TrainingConfig
+from prime_model.data.source import DataSource
+from prime_model.data.validation import ValidationConfig
+from prime_model.drift import DriftConfig
+from prime_model.encoders import EncoderConfig
+from prime_model.latency import BenchmarkConfig
+from prime_model.promotion import GateConfig
+from prime_model.retraining import RetrainingConfig, RetrainingDecision
+from prime_model.serving_models import ExportConfig
+from steps import (
+    combine_turns,
+    decide_retraining,
+    detect_drift,
+    encode_new_turns,
+    load_turns,
+    validate_turns,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@pipeline(dynamic=True, model=MODEL)
+def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by name
+    data: DataSource,
+    validation: ValidationConfig,
+    encoder: EncoderConfig,
+    predictor: PredictorConfig,
+    training: TrainingConfig,
+    gate: GateConfig,
+    drift: DriftConfig,
+    retraining: RetrainingConfig,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    split_seed: int = 0,
+    benchmark: BenchmarkConfig | None = None,
+    export: ExportConfig | None = None,
+) -> None:
+    """Compare new turns with what production was trained on; retrain on both when due."""
+    reference = training_data(production_version())
+    new = load_turns.with_options(enable_cache=False)(data)
+    validated, _ = validate_turns(new, validation)
+    encoded_new = encode_new_turns(validated, encoder, predictor.max_context_length)
+    result, _ = detect_drift(
+        reference.encoded_train,
+        reference.train_turns,
+        encoded_new,
+        validated,
+        drift,
+    )
+    decision: RetrainingDecision = decide_retraining(result, validated, retraining).load()
+    if not decision.retrain:
+        logger.info("no retraining: %s", "; ".join(decision.reasons))
+        return
+    combined = combine_turns(reference.turns, validated)
+    train_evaluate_register(
+        combined,
+        encoder,
+        predictor,
+        training,
+        gate,
+        Splits(val_fraction, test_fraction, split_seed),
+        benchmark or BenchmarkConfig(),
+        export or ExportConfig(),
+    )

@@ -1,0 +1,281 @@
+"""ONNX files PRIME can trust, and the ONNX Runtime backend that serves them.
+
+Every exported file carries ``prime.*`` entries in its ``metadata_props``: the predictor config,
+the sha256 of the source weights (the checkpoint's ``weights_sha256``), the package version and
+a sha256 over the graph (nodes and initialisers) and those entries. A file is only run after
+that hash matches, so a truncated, edited or foreign file fails with :class:`ExportError` instead of
+producing plausible-looking embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from prime_model.config import PredictorConfig, describe_validation_error
+from prime_model.errors import ConfigError, ExportError, PredictorError
+from prime_model.inference import Batch, FloatArray, InferencePredictor
+from prime_model.model import EmbeddingPredictor
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION: Final = 1
+INPUT_NAMES: Final = ("context", "query", "context_mask")
+OUTPUT_NAME: Final = "embedding"
+PREFIX: Final = "prime."
+SHA256_KEY: Final = "prime.sha256"
+_JSON_KEYS: Final = ("predictor_config", "quantization")
+
+
+class OnnxMetadata(BaseModel):
+    """What a PRIME ONNX file says about itself (stored as ``prime.<field>`` metadata_props)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    kind: Literal["fp32", "int8"]
+    predictor_config: PredictorConfig
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the source weights")
+    package_version: str
+    opset: int = Field(gt=0)
+    quantization: dict[str, Any] | None = Field(None, description="int8: the options used")
+
+
+class VerifiedOnnx(BaseModel):
+    """A serialised model whose content hash matched its metadata."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    data: bytes = Field(repr=False)
+    metadata: OnnxMetadata
+    sha256: str = Field(description="over the graph and the prime.* metadata")
+    weight_bytes: int = Field(ge=0, description="bytes of all initialisers")
+
+
+def content_sha256(model: onnx.ModelProto, entries: dict[str, str]) -> str:
+    """sha256 of the graph (nodes + initialisers) and the ``prime.*`` entries but the hash
+    itself, so neither the weights nor the recorded config can change unnoticed."""
+    digest = hashlib.sha256(model.graph.SerializeToString(deterministic=True))
+    digest.update(json.dumps(entries, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def embed_metadata(model: onnx.ModelProto, metadata: OnnxMetadata) -> None:
+    """Replace the model's ``prime.*`` metadata_props with ``metadata`` and the content hash."""
+    kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    values = metadata.model_dump(mode="json")
+    entries = {
+        f"{PREFIX}{key}": json.dumps(value) if key in _JSON_KEYS else str(value)
+        for key, value in values.items()
+        if value is not None
+    }
+    entries[SHA256_KEY] = content_sha256(model, entries)
+    del model.metadata_props[:]
+    for key, value in [*kept, *sorted(entries.items())]:
+        model.metadata_props.add(key=key, value=value)
+
+
+def read_metadata(model: onnx.ModelProto, where: str) -> tuple[OnnxMetadata, str]:
+    """The model's PRIME metadata and content hash, after checking that the hash matches."""
+    props = {p.key: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}
+    if SHA256_KEY not in props:
+        raise ExportError(
+            f"{where}: no PRIME metadata ({SHA256_KEY} missing); only ONNX files written by "
+            "prime_model.export / quantize are loaded"
+        )
+    expected = props.pop(SHA256_KEY)
+    actual = content_sha256(model, props)
+    if actual != expected:
+        raise ExportError(
+            f"{where}: checksum mismatch: sha256 {actual}, metadata says {expected}; the file "
+            "is corrupted or was modified after export"
+        )
+    raw: dict[str, Any] = {}
+    for key, value in props.items():
+        name = key.removeprefix(PREFIX)
+        try:
+            raw[name] = json.loads(value) if name in _JSON_KEYS else value
+        except json.JSONDecodeError as exc:
+            raise ExportError(f"{where}: metadata {key} is not valid JSON ({exc})") from None
+    if str(raw.get("format_version")) != str(FORMAT_VERSION):
+        raise ExportError(
+            f"{where}: unknown PRIME ONNX format version {raw.get('format_version')!r}; "
+            f"expected {FORMAT_VERSION}"
+        )
+    try:
+        metadata = OnnxMetadata.model_validate(raw)
+    except ValidationError as exc:
+        raise ExportError(f"{where}: invalid metadata:\n{describe_validation_error(exc)}") from None
+    except ConfigError as exc:
+        raise ExportError(f"{where}: invalid predictor_config in metadata: {exc}") from None
+    return metadata, actual
+
+
+def initializer_bytes(model: onnx.ModelProto) -> int:
+    total = 0
+    for init in model.graph.initializer:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+        total += int(np.prod(init.dims, dtype=np.int64)) * itemsize
+    return total
+
+
+def verify_onnx(data: bytes, where: str) -> VerifiedOnnx:
+    """Parse, refuse external data, check the metadata and content hash."""
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError) as exc:
+        raise ExportError(f"{where}: not an ONNX model (protobuf parse failed: {exc})") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise ExportError(f"{where}: not an ONNX model (no graph); expected a .onnx export")
+    external = [
+        init.name
+        for init in model.graph.initializer
+        if init.data_location == onnx.TensorProto.EXTERNAL
+    ]
+    if external:
+        raise ExportError(
+            f"{where}: initialisers stored as external data ({external[:3]}...); PRIME exports "
+            "are single files: re-export with prime_model.export.export_onnx"
+        )
+    metadata, digest = read_metadata(model, where)
+    return VerifiedOnnx(
+        data=data, metadata=metadata, sha256=digest, weight_bytes=initializer_bytes(model)
+    )
+
+
+def load_onnx(path: str | Path) -> VerifiedOnnx:
+    """Read and verify a PRIME ONNX file (:class:`ExportError` when it cannot be trusted)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ExportError(f"{path}: no such ONNX file") from None
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return verify_onnx(data, str(path))
+
+
+def default_threads() -> int:
+    """Physical cores: torch sizes its own pool that way, and SMT siblings only contend."""
+    return max(1, torch.get_num_threads())
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """All graph optimisations (fusions, constant folding, layout), one sequential executor with
+    ``threads`` intra-op threads: the graph is a chain, inter-op parallelism has nothing to do."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: ORT's optimiser notes are not the user's concern
+    return options
+
+
+def make_session(data: bytes, device: torch.device, threads: int | None = None) -> Any:
+    """An ``InferenceSession`` on the device's execution provider."""
+    available = ort.get_available_providers()
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise PredictorError(
+                f"ONNX Runtime has no CUDA provider here (available: {available}); run the onnx "
+                "backends on device='cpu', or use backend='compiled' on CUDA"
+            )
+        providers = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
+    elif device.type == "cpu":
+        providers = [("CPUExecutionProvider", {})]
+    else:
+        raise PredictorError(f"the onnx backends run on cpu or cuda, not {device}")
+    try:
+        return ort.InferenceSession(data, session_options(threads), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        raise ExportError(f"ONNX Runtime cannot load the model: {exc}") from None
+
+
+class OnnxPredictor(InferencePredictor):
+    """A verified PRIME ONNX model (fp32 or int8) on ONNX Runtime.
+
+    The graph has dynamic batch and context axes, so requests run at their own size (no padding);
+    an empty context (N=0) gets one masked-out turn, which the model ignores.
+    """
+
+    def __init__(
+        self,
+        onnx_model: VerifiedOnnx,
+        *,
+        device: torch.device | None = None,
+        threads: int | None = None,
+    ) -> None:
+        meta = onnx_model.metadata
+        target = device or torch.device("cpu")
+        backend = "onnx-int8" if meta.kind == "int8" else "onnx"
+        super().__init__(meta.predictor_config, target, backend)
+        self.onnx_model = onnx_model
+        self.threads = threads
+        self.session = make_session(onnx_model.data, target, threads)
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, device: torch.device | None = None, threads: int | None = None
+    ) -> OnnxPredictor:
+        return cls(load_onnx(path), device=device, threads=threads)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: EmbeddingPredictor,
+        *,
+        int8: bool = False,
+        device: torch.device | None = None,
+        threads: int | None = None,
+        weights_sha256: str | None = None,
+    ) -> OnnxPredictor:
+        """Export in memory (with the parity check); ``int8`` then quantises dynamically."""
+        from prime_model.export import export_verified  # noqa: PLC0415 - import cycle
+
+        predictor = cls(
+            export_verified(model, weights_sha256=weights_sha256), device=device, threads=threads
+        )
+        return predictor.quantized() if int8 else predictor
+
+    @property
+    def metadata(self) -> OnnxMetadata:
+        return self.onnx_model.metadata
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.onnx_model.weight_bytes
+
+    def quantized(self) -> OnnxPredictor:
+        """This fp32 model quantised to int8 with the default options, in memory.
+
+        No Recall@10 check happens here: that is :func:`prime_model.quantize.quantize_onnx`.
+        """
+        if self.metadata.kind == "int8":
+            return self
+        from prime_model.quantize import quantize_verified  # noqa: PLC0415 - import cycle
+
+        logger.info("quantising to int8 in memory (no Recall@10 acceptance check)")
+        return OnnxPredictor(
+            quantize_verified(self.onnx_model), device=self.device, threads=self.threads
+        )
+
+    def _predict(self, batch: Batch) -> FloatArray:
+        if batch.context.shape[1] == 0:
+            batch = batch.padded(batch.size, 1)
+        feeds = dict(
+            zip(INPUT_NAMES, (batch.context, batch.query, batch.context_mask), strict=True)
+        )
+        outputs = self.session.run([OUTPUT_NAME], feeds)
+        return np.asarray(outputs[0], dtype=np.float32)

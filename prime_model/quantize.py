@@ -1,0 +1,362 @@
+"""int8 dynamic quantisation of an exported predictor, accepted only if retrieval holds.
+
+At batch 1 the predictor streams all its weights once per request, so int8 weights (a quarter of
+the bytes) are the big CPU lever. Dynamic quantisation needs no calibration data: weights are
+quantised offline, activations per call. A quantised model is accepted only when its Recall@10 on
+an evaluation set is within ``tolerance`` (0.01) of the fp32 model's; otherwise it is reported as
+rejected, with the measured drop, and not written.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from pydantic import BaseModel, ConfigDict, Field
+
+from prime_model.encoding import EncodedTurns
+from prime_model.errors import ExportError
+from prime_model.inference import Batch, FloatArray, ParityStats, parity
+from prime_model.metrics import gold_ranks, metrics_from_ranks
+from prime_model.onnx_runtime import (
+    OnnxMetadata,
+    OnnxPredictor,
+    VerifiedOnnx,
+    embed_metadata,
+    load_onnx,
+    verify_onnx,
+)
+
+logger = logging.getLogger(__name__)
+
+RECALL_TOLERANCE: Final = 0.01
+RECALL_METRIC: Final = "recall@10"
+_OP_TYPES: Final = ["MatMul", "Gemm"]  # the weight-bearing ops; attention's QKᵀ/AV stay fp32
+# the last block's attention is split into last_q / last_kv by prime_model.serving
+_ATTENTION_SCOPES: Final = (".attn.", "last_q", "last_kv")  # module paths in "namespace"
+_PROJECTION_SCOPES: Final = ("context_proj", "query_proj", "output_proj")
+
+
+class QuantizationOptions(BaseModel):
+    """The choices that matter for dynamic int8 on this model (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_channel: bool = Field(True, description="one scale per output column, not per matrix")
+    keep_attention_fp32: bool = Field(False, description="leave qkv and out-projections fp32")
+    keep_projections_fp32: bool = Field(
+        False, description="leave the input (context/query) and output projections fp32"
+    )
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI")
+
+    @property
+    def label(self) -> str:
+        parts = ["per-channel" if self.per_channel else "per-tensor"]
+        if self.keep_attention_fp32:
+            parts.append("attention fp32")
+        if self.keep_projections_fp32:
+            parts.append("in/out projections fp32")
+        if self.reduce_range:
+            parts.append("reduce-range")
+        return ", ".join(parts)
+
+
+# Measured at the default preset on 2 cores (see compare_quantization): per-channel MatMul/Gemm
+# with everything quantised was the fastest variant within the Recall@10 tolerance.
+DEFAULT_OPTIONS: Final = QuantizationOptions()
+CANDIDATE_OPTIONS: Final = (
+    QuantizationOptions(per_channel=False),
+    QuantizationOptions(per_channel=True),
+    QuantizationOptions(per_channel=True, keep_attention_fp32=True),
+    QuantizationOptions(per_channel=True, keep_projections_fp32=True),
+)
+
+
+class QuantizationResult(BaseModel):
+    """The verdict on one quantised model, with the numbers it rests on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accepted: bool
+    path: Path | None = Field(description="where the int8 model was written; None if rejected")
+    options: QuantizationOptions
+    recall_fp32: float
+    recall_int8: float
+    recall_drop: float = Field(description="fp32 - int8 Recall@10; negative if int8 is better")
+    tolerance: float
+    parity_vs_fp32: ParityStats
+    int8_bytes: int
+    fp32_bytes: int
+    p50_ms_int8: float | None = Field(None, description="batch-1 latency, when measured")
+    p50_ms_fp32: float | None = None
+
+    def summary(self) -> str:
+        verdict = "accepted" if self.accepted else "REJECTED"
+        return (
+            f"int8 ({self.options.label}) {verdict}: Recall@10 {self.recall_int8:.4f} vs fp32 "
+            f"{self.recall_fp32:.4f} (drop {self.recall_drop:+.4f}, tolerance "
+            f"{self.tolerance}); min cosine to fp32 {self.parity_vs_fp32.min_cosine:.5f}; "
+            f"{self.int8_bytes / 1e6:.0f} MB vs {self.fp32_bytes / 1e6:.0f} MB"
+        )
+
+
+def accept_quantization(
+    recall_fp32: float, recall_int8: float, tolerance: float = RECALL_TOLERANCE
+) -> tuple[bool, float]:
+    """(accepted, drop): accepted when int8 Recall@10 is at most ``tolerance`` below fp32's."""
+    if tolerance < 0:
+        raise ExportError(f"tolerance must be >= 0, got {tolerance}")
+    drop = recall_fp32 - recall_int8
+    return drop <= tolerance + 1e-12, drop
+
+
+@contextmanager
+def _no_preprocess_hint() -> Iterator[None]:
+    """quantize_dynamic logs a generic 'run pre-processing' hint on the root logger; our graph
+    is already optimised by the exporter, so drop that one record."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _excluded_nodes(model: onnx.ModelProto, options: QuantizationOptions) -> list[str]:
+    scopes: list[str] = []
+    if options.keep_attention_fp32:
+        scopes.extend(_ATTENTION_SCOPES)
+    if options.keep_projections_fp32:
+        scopes.extend(_PROJECTION_SCOPES)
+    if not scopes:
+        return []
+    excluded = []
+    for node in model.graph.node:
+        if node.op_type not in _OP_TYPES:
+            continue
+        namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+        if any(scope in namespace for scope in scopes):
+            excluded.append(node.name)
+            if node.op_type == "Gemm":  # the quantiser first rewrites Gemm as <name>_MatMul
+                excluded.append(f"{node.name}_MatMul")
+    if not excluded:
+        raise ExportError(
+            f"found no nodes of {scopes} to keep in fp32: the graph lacks the exporter's "
+            "namespace metadata; export it with prime_model.export.export_onnx"
+        )
+    return excluded
+
+
+def quantize_verified(
+    fp32: VerifiedOnnx, options: QuantizationOptions = DEFAULT_OPTIONS
+) -> VerifiedOnnx:
+    """Dynamic int8 (uint8 activations, int8 weights) of a verified fp32 model, in memory."""
+    if fp32.metadata.kind != "fp32":
+        raise ExportError(f"expected an fp32 model to quantise, got a {fp32.metadata.kind} one")
+    model = onnx.load_model_from_string(fp32.data)
+    excluded = _excluded_nodes(model, options)
+    with tempfile.TemporaryDirectory(prefix="prime-int8-") as tmp, _no_preprocess_hint():
+        out = Path(tmp) / "int8.onnx"
+        try:
+            quantize_dynamic(
+                model,
+                out,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(_OP_TYPES),
+                per_channel=options.per_channel,
+                reduce_range=options.reduce_range,
+                nodes_to_exclude=excluded,
+            )
+        except Exception as exc:  # onnxruntime.quantization raises untyped errors
+            raise ExportError(f"int8 quantisation failed ({options.label}): {exc}") from None
+        quantized = onnx.load(out)
+    meta = fp32.metadata
+    embed_metadata(
+        quantized,
+        OnnxMetadata(
+            kind="int8",
+            predictor_config=meta.predictor_config,
+            weights_sha256=meta.weights_sha256,
+            package_version=meta.package_version,
+            opset=meta.opset,
+            quantization={**options.model_dump(), "source_sha256": fp32.sha256},
+        ),
+    )
+    return verify_onnx(quantized.SerializeToString(), "quantised model")
+
+
+def predict_all(predictor: OnnxPredictor, encoded: EncodedTurns) -> FloatArray:
+    size = predictor.config.max_batch_size or 256
+    chunks = []
+    for start in range(0, len(encoded), size):
+        part = slice(start, start + size)
+        chunks.append(
+            predictor.predict_batch(
+                Batch(
+                    np.ascontiguousarray(encoded.context[part].float().numpy()),
+                    np.ascontiguousarray(encoded.query[part].float().numpy()),
+                    np.ascontiguousarray(encoded.context_mask[part].numpy()),
+                )
+            )
+        )
+    return np.concatenate(chunks)
+
+
+def recall_at_10(predictions: FloatArray, encoded: EncodedTurns) -> float:
+    ranks = gold_ranks(torch.from_numpy(predictions), encoded.corpus, encoded.target_index)
+    return metrics_from_ranks(ranks)[RECALL_METRIC]
+
+
+def _p50_ms(predictors: Sequence[OnnxPredictor], batch: Batch, repeats: int) -> list[float]:
+    """Interleaved batch-1 timings, so background load hits every candidate alike."""
+    times: list[list[float]] = [[] for _ in predictors]
+    for predictor in predictors:
+        predictor.predict_batch(batch)
+    for _ in range(repeats):
+        for slot, predictor in zip(times, predictors, strict=True):
+            start = time.perf_counter()
+            predictor.predict_batch(batch)
+            slot.append(time.perf_counter() - start)
+    return [statistics.median(t) * 1e3 for t in times]
+
+
+def _fp32_source(fp32: str | Path | VerifiedOnnx) -> VerifiedOnnx:
+    return fp32 if isinstance(fp32, VerifiedOnnx) else load_onnx(fp32)
+
+
+def _judge(
+    *,
+    fp32: VerifiedOnnx,
+    int8: VerifiedOnnx,
+    reference: FloatArray,
+    candidate: FloatArray,
+    evaluation: EncodedTurns,
+    options: QuantizationOptions,
+    tolerance: float,
+    recall_fp32: float,
+) -> QuantizationResult:
+    recall_int8 = recall_at_10(candidate, evaluation)
+    accepted, drop = accept_quantization(recall_fp32, recall_int8, tolerance)
+    return QuantizationResult(
+        accepted=accepted,
+        path=None,
+        options=options,
+        recall_fp32=recall_fp32,
+        recall_int8=recall_int8,
+        recall_drop=drop,
+        tolerance=tolerance,
+        parity_vs_fp32=parity(candidate, reference),
+        int8_bytes=int8.weight_bytes,
+        fp32_bytes=fp32.weight_bytes,
+    )
+
+
+def judge_quantization(
+    fp32: str | Path | VerifiedOnnx,
+    evaluation: EncodedTurns,
+    *,
+    options: QuantizationOptions = DEFAULT_OPTIONS,
+    tolerance: float = RECALL_TOLERANCE,
+) -> tuple[VerifiedOnnx, QuantizationResult]:
+    """Quantise in memory and judge: the int8 model and the verdict (``path`` is None)."""
+    if len(evaluation) == 0:
+        raise ExportError("the evaluation set is empty; Recall@10 needs at least one turn")
+    source = _fp32_source(fp32)
+    int8 = quantize_verified(source, options)
+    reference = predict_all(OnnxPredictor(source), evaluation)
+    candidate = predict_all(OnnxPredictor(int8), evaluation)
+    result = _judge(
+        fp32=source,
+        int8=int8,
+        reference=reference,
+        candidate=candidate,
+        evaluation=evaluation,
+        options=options,
+        tolerance=tolerance,
+        recall_fp32=recall_at_10(reference, evaluation),
+    )
+    log = logger.info if result.accepted else logger.warning
+    log("%s", result.summary())
+    return int8, result
+
+
+def quantize_onnx(
+    fp32: str | Path | VerifiedOnnx,
+    path: str | Path,
+    evaluation: EncodedTurns,
+    *,
+    options: QuantizationOptions = DEFAULT_OPTIONS,
+    tolerance: float = RECALL_TOLERANCE,
+) -> QuantizationResult:
+    """Quantise a PRIME fp32 ONNX model to int8 and write it to ``path`` if it is accepted.
+
+    ``evaluation``: encoded turns with a corpus and gold targets (e.g. the validation split);
+    Recall@10 of both models is measured on them. A rejected model is not written.
+    """
+    int8, result = judge_quantization(fp32, evaluation, options=options, tolerance=tolerance)
+    if not result.accepted:
+        return result
+    from prime_model.export import write_bytes_atomic  # noqa: PLC0415 - import cycle
+
+    target = Path(path)
+    write_bytes_atomic(target, int8.data)
+    logger.info("wrote %s", target)
+    return result.model_copy(update={"path": target})
+
+
+def compare_quantization(
+    fp32: str | Path | VerifiedOnnx,
+    evaluation: EncodedTurns,
+    candidates: Sequence[QuantizationOptions] = CANDIDATE_OPTIONS,
+    *,
+    tolerance: float = RECALL_TOLERANCE,
+    repeats: int = 20,
+) -> list[QuantizationResult]:
+    """Every candidate's Recall@10 verdict and batch-1 p50 (interleaved with fp32); nothing is
+    written. This is how :data:`DEFAULT_OPTIONS` was chosen."""
+    source = _fp32_source(fp32)
+    fp32_predictor = OnnxPredictor(source)
+    reference = predict_all(fp32_predictor, evaluation)
+    recall_fp32 = recall_at_10(reference, evaluation)
+    judged, predictors = [], []
+    for options in candidates:
+        int8 = quantize_verified(source, options)
+        predictor = OnnxPredictor(int8)
+        candidate = predict_all(predictor, evaluation)
+        judged.append(
+            _judge(
+                fp32=source,
+                int8=int8,
+                reference=reference,
+                candidate=candidate,
+                evaluation=evaluation,
+                options=options,
+                tolerance=tolerance,
+                recall_fp32=recall_fp32,
+            )
+        )
+        predictors.append(predictor)
+    one = Batch(
+        evaluation.context[:1].float().numpy(),
+        evaluation.query[:1].float().numpy(),
+        evaluation.context_mask[:1].numpy(),
+    )
+    fp32_ms, *int8_ms = _p50_ms([fp32_predictor, *predictors], one, repeats)
+    return [
+        result.model_copy(update={"p50_ms_int8": ms, "p50_ms_fp32": fp32_ms})
+        for result, ms in zip(judged, int8_ms, strict=True)
+    ]
