@@ -238,20 +238,22 @@ def _fp32_source(fp32: str | Path | VerifiedOnnx) -> VerifiedOnnx:
     return fp32 if isinstance(fp32, VerifiedOnnx) else load_onnx(fp32)
 
 
-def _judge(
-    *,
-    fp32: VerifiedOnnx,
-    int8: VerifiedOnnx,
-    reference: FloatArray,
-    candidate: FloatArray,
+def _quantize_and_judge(
+    source: VerifiedOnnx,
     evaluation: EncodedTurns,
+    reference: FloatArray,
+    recall_fp32: float,
+    *,
     options: QuantizationOptions,
     tolerance: float,
-    recall_fp32: float,
-) -> QuantizationResult:
+) -> tuple[VerifiedOnnx, OnnxPredictor, QuantizationResult]:
+    """Quantise ``source`` with ``options`` and judge it against the fp32 ``reference``."""
+    int8 = quantize_verified(source, options)
+    predictor = OnnxPredictor(int8)
+    candidate = predict_all(predictor, evaluation)
     recall_int8 = recall_at_10(candidate, evaluation)
     accepted, drop = accept_quantization(recall_fp32, recall_int8, tolerance)
-    return QuantizationResult(
+    result = QuantizationResult(
         accepted=accepted,
         path=None,
         options=options,
@@ -261,8 +263,9 @@ def _judge(
         tolerance=tolerance,
         parity_vs_fp32=parity(candidate, reference),
         int8_bytes=int8.weight_bytes,
-        fp32_bytes=fp32.weight_bytes,
+        fp32_bytes=source.weight_bytes,
     )
+    return int8, predictor, result
 
 
 def judge_quantization(
@@ -276,18 +279,10 @@ def judge_quantization(
     if len(evaluation) == 0:
         raise ExportError("the evaluation set is empty; Recall@10 needs at least one turn")
     source = _fp32_source(fp32)
-    int8 = quantize_verified(source, options)
     reference = predict_all(OnnxPredictor(source), evaluation)
-    candidate = predict_all(OnnxPredictor(int8), evaluation)
-    result = _judge(
-        fp32=source,
-        int8=int8,
-        reference=reference,
-        candidate=candidate,
-        evaluation=evaluation,
-        options=options,
-        tolerance=tolerance,
-        recall_fp32=recall_at_10(reference, evaluation),
+    recall_fp32 = recall_at_10(reference, evaluation)
+    int8, _, result = _quantize_and_judge(
+        source, evaluation, reference, recall_fp32, options=options, tolerance=tolerance
     )
     log = logger.info if result.accepted else logger.warning
     log("%s", result.summary())
@@ -334,21 +329,10 @@ def compare_quantization(
     recall_fp32 = recall_at_10(reference, evaluation)
     judged, predictors = [], []
     for options in candidates:
-        int8 = quantize_verified(source, options)
-        predictor = OnnxPredictor(int8)
-        candidate = predict_all(predictor, evaluation)
-        judged.append(
-            _judge(
-                fp32=source,
-                int8=int8,
-                reference=reference,
-                candidate=candidate,
-                evaluation=evaluation,
-                options=options,
-                tolerance=tolerance,
-                recall_fp32=recall_fp32,
-            )
+        _, predictor, result = _quantize_and_judge(
+            source, evaluation, reference, recall_fp32, options=options, tolerance=tolerance
         )
+        judged.append(result)
         predictors.append(predictor)
     one = Batch(
         evaluation.context[:1].float().numpy(),

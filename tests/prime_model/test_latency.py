@@ -19,6 +19,7 @@ from tests.prime_model.inference_support import CONFIG, tiny_model
     [
         ({"backends": ["eager", "tpu"]}, "unknown backends \\['tpu'\\]"),
         ({"backends": []}, "at least 1 item"),
+        ({"preset_backends": ["compiled", "gpu"]}, "unknown backends \\['gpu'\\]"),
         ({"batch_sizes": [1, 0]}, "batch sizes must be positive"),
         ({"preset_batch_sizes": [-2]}, "batch sizes must be positive"),
         ({"budget_s": 0}, "greater than 0"),
@@ -37,6 +38,7 @@ def test_benchmarks_the_model_and_a_preset(
     preset.write_text(yaml.safe_dump(CONFIG.model_dump()))
     config = BenchmarkConfig(
         backends=("eager", "onnx"),
+        preset_backends=("eager",),
         batch_sizes=(1, 16),  # 16 > max_batch_size=8: dropped with a warning, not a failure
         presets=(str(preset),),
         preset_batch_sizes=(2,),
@@ -50,7 +52,8 @@ def test_benchmarks_the_model_and_a_preset(
     assert {(r.backend, r.batch_size) for r in result.trained.rows} == {("eager", 1), ("onnx", 1)}
     assert result.trained.recall is not None and result.trained.recall.rows == 24
     assert list(result.presets) == [str(preset)]
-    assert {r.batch_size for r in result.presets[str(preset)].rows} == {2}
+    preset_rows = result.presets[str(preset)].rows
+    assert {(r.backend, r.batch_size) for r in preset_rows} == {("eager", 2)}
 
     summary = result.summary()
     assert set(summary) == {"trained", f"preset {preset}"}
