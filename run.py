@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from uuid import UUID
 
+import yaml
+from pydantic import ValidationError
 from zenml.client import Client
 from zenml.models import PipelineRunResponse
 
 from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
 from pipelines.training import MODEL_NAME
-from prime_model.errors import PrimeError
+from prime_model.config import describe_validation_error
+from prime_model.errors import ConfigError, PrimeError
 from prime_model.evaluation import EvaluationTable
 from prime_model.promotion import PromotionDecision
 from prime_model.retraining import RetrainingDecision
@@ -81,6 +85,22 @@ def _predictions(run: PipelineRunResponse) -> list[str]:
     ]
 
 
+def check_config(path: str) -> None:
+    """What zenml would report with a traceback: a missing, unreadable or non-mapping file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; expected a pipeline YAML") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping (model, parameters, ...), got a {type(data).__name__}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="training")
@@ -89,9 +109,17 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = args.config or f"configs/{args.pipeline}.yaml"
     try:
+        check_config(config)
         run = PIPELINES[args.pipeline].with_options(config_path=config)()
     except PrimeError as exc:
-        logger.error("error: %s", exc)  # a user error: the message, no traceback
+        # a user error: the message on stderr, no traceback (zenml's log handler writes to stdout)
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except ValueError as exc:  # zenml wraps the parameters' pydantic errors in a ValueError
+        if not isinstance(exc.__cause__, ValidationError):
+            raise
+        details = describe_validation_error(exc.__cause__)
+        sys.stderr.write(f"error: {config}: invalid pipeline parameters:\n{details}\n")
         return 2
     if run is None:
         logger.error("the pipeline returned no run")

@@ -5,13 +5,18 @@ A reader either sees the old content or the complete new one, never a half-writt
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -37,6 +42,25 @@ def write_text_synced(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
+def _remove_stale_staging(target: Path) -> None:
+    """Delete the hidden ``.<name>.*.tmp``/``.old`` siblings a killed writer left behind.
+
+    SIGKILL (or a power cut) skips every cleanup handler, so the next write of the same target
+    clears them; without this, each crash would leak a copy of the weights. Writing one target
+    from two processes at once is not supported (the renames below would race anyway).
+    """
+    # tempfile's names: prefix + 8 characters from [a-z0-9_] + suffix, as made below
+    own = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if not own.fullmatch(stale.name):
+            continue
+        logger.info("removing %s, left by an interrupted write of %s", stale, target)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty directory beside ``target``; on success it replaces ``target``.
@@ -46,6 +70,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     leaves the old content under a hidden name rather than a mix of old and new files.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staging
@@ -65,6 +90,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto it."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(target)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     staging = Path(name)

@@ -20,7 +20,7 @@ from prime_model.config import PredictorConfig
 from prime_model.data.schema import truncate_histories
 from prime_model.encoders import YEncoder
 from prime_model.encoding import TextTable
-from prime_model.errors import DataValidationError
+from prime_model.errors import DataValidationError, PrimeError
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,11 @@ def predict_turns(
 def save_embeddings(predictions: pd.DataFrame, path: str | Path) -> Path:
     """Parquet with a float32 list column (readable by pandas, Arrow, DuckDB, Spark); atomic."""
     path = Path(path)
-    with atomic_file(path) as staging:
-        predictions.to_parquet(staging, index=False)
+    try:
+        with atomic_file(path) as staging:
+            predictions.to_parquet(staging, index=False)
+    except OSError as exc:  # a parent that is a file, no permission, a full disk
+        raise PrimeError(f"cannot write {path}: {exc}; expected a writable file path") from None
     return path
 
 

@@ -70,19 +70,37 @@ def save_checkpoint(
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise CheckpointError(f"{directory} already exists; pass overwrite=True to replace it")
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(
+            f"{directory} is a file; a checkpoint is a directory, so it is not replaced"
+        )
     training = dict(metadata or {})
     try:
         json.dumps(training, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint metadata must be plain JSON: {exc}") from None
     state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    _check_finite(state, "model to save (did training diverge?)")
+    try:
+        _write(state, model.config, training, directory)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {directory}: {exc}") from None
+    return directory
+
+
+def _write(
+    state: dict[str, torch.Tensor],
+    config: PredictorConfig,
+    training: dict[str, Any],
+    directory: Path,
+) -> None:
     with atomic_directory(directory) as staging:
         weights = staging / WEIGHTS_FILE
         save_file(state, str(weights), metadata={"format": "prime-predictor"})
         fsync_file(weights)
         meta = CheckpointMetadata(
             format_version=FORMAT_VERSION,
-            predictor_config=model.config,
+            predictor_config=config,
             created_at=datetime.now(UTC),
             package_version=package_version(),
             weights_sha256=sha256_file(weights),
@@ -90,7 +108,6 @@ def save_checkpoint(
             training=training,
         )
         write_text_synced(staging / METADATA_FILE, meta.model_dump_json(indent=2))
-    return directory
 
 
 def read_checkpoint_metadata(directory: str | Path) -> CheckpointMetadata:
@@ -146,6 +163,7 @@ def load_checkpoint(
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
     model = EmbeddingPredictor(metadata.predictor_config)
     _check_state(model, state, directory)
+    _check_finite(state, str(weights))
     model.load_state_dict(state, strict=True)
     return PredictorCheckpoint(model=model.to(device).eval(), metadata=metadata)
 
@@ -175,4 +193,14 @@ def _check_state(model: EmbeddingPredictor, state: dict[str, torch.Tensor], wher
         raise CheckpointError(
             f"{where}: weights do not fit its predictor_config: missing {missing or 'none'}, "
             f"unexpected {unexpected or 'none'}, shape mismatches {wrong or 'none'}"
+        )
+
+
+def _check_finite(state: dict[str, torch.Tensor], where: str) -> None:
+    """NaN/inf weights turn every prediction into NaN: refuse them on save and on load."""
+    bad = sorted(name for name, t in state.items() if not bool(torch.isfinite(t).all()))
+    if bad:
+        raise CheckpointError(
+            f"{where}: NaN or infinite values in {len(bad)} tensor(s), e.g. {bad[:3]}; "
+            "expected finite weights"
         )

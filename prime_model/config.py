@@ -6,6 +6,7 @@ the config is built in Python or loaded from YAML, so one ``except PrimeError`` 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -27,6 +28,23 @@ def describe_validation_error(exc: ValidationError) -> str:
         given = "" if err["type"] == "missing" else f" (got {err['input']!r})"
         lines.append(f"  {where}: {message}{given}")
     return "\n".join(lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice: plain YAML keeps the last value silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class FrozenConfig(BaseModel):
@@ -52,8 +70,10 @@ class FrozenConfig(BaseModel):
             raise ConfigError(f"{path}: no such config file") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc}); expected a YAML file") from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if data is None:
@@ -62,6 +82,9 @@ class FrozenConfig(BaseModel):
             raise ConfigError(
                 f"{path}: expected a mapping of {cls.__name__} fields, got a {type(data).__name__}"
             )
+        odd = [key for key in data if not isinstance(key, str)]
+        if odd:
+            raise ConfigError(f"{path}: field names must be strings, got {odd!r}")
         try:
             return cls(**data)
         except ConfigError as exc:

@@ -46,6 +46,7 @@ from prime_model.serving import ServingForward
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET: Final = 20  # the dynamo exporter's own default; ONNX Runtime 1.18+ runs it
+MIN_OPSET: Final = 18  # below it the exporter silently writes opset 18 instead
 MAX_ABS_DIFF: Final = 1e-4
 MIN_COSINE: Final = 0.9999
 REAL_PARITY_ROWS: Final = 64
@@ -101,6 +102,11 @@ def to_onnx_model(
     model: EmbeddingPredictor, *, opset: int = DEFAULT_OPSET, source_sha256: str | None = None
 ) -> onnx.ModelProto:
     """Trace ``model`` to an fp32 ONNX graph with dynamic batch/context axes and PRIME metadata."""
+    if opset < MIN_OPSET:
+        raise ExportError(
+            f"opset {opset} is not supported: torch.onnx.export writes opset {MIN_OPSET} or "
+            f"newer; expected {MIN_OPSET} <= opset (default {DEFAULT_OPSET})"
+        )
     model = _cpu_float_copy(model)
     cfg = model.config
     n_max = cfg.max_context_length
@@ -132,6 +138,12 @@ def to_onnx_model(
     if program is None:  # pragma: no cover - only with f= given
         raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter falls back instead of failing: never record a wrong opset
+        raise ExportError(
+            f"torch.onnx.export wrote opset {written} when asked for opset {opset}; "
+            f"choose an opset it can write (default {DEFAULT_OPSET})"
+        )
     embed_metadata(
         proto,
         OnnxMetadata(

@@ -121,6 +121,41 @@ def read_metadata(model: onnx.ModelProto, where: str) -> tuple[OnnxMetadata, str
     return metadata, actual
 
 
+def check_signature(model: onnx.ModelProto, config: PredictorConfig, where: str) -> None:
+    """The graph's inputs and output must be the ones ``config`` describes: an intact hash only
+    proves the file is unchanged since it was signed, not that its metadata tells the truth."""
+    D, D_out = config.input_dim, config.output_dim
+    expected = {
+        "context": (None, None, D),
+        "query": (None, D),
+        "context_mask": (None, None),
+        OUTPUT_NAME: (None, D_out),
+    }
+    found = {
+        value.name: tuple(
+            dim.dim_value if dim.HasField("dim_value") else None
+            for dim in value.type.tensor_type.shape.dim
+        )
+        for value in (*model.graph.input, *model.graph.output)
+    }
+    wrong = [
+        f"{name}: {found.get(name, 'missing')} in the graph, {shape} expected"
+        for name, shape in expected.items()
+        if not _shape_fits(found.get(name), shape)
+    ]
+    if wrong:
+        raise ExportError(
+            f"{where}: the graph does not fit its predictor_config (input_dim={D}, "
+            f"output_dim={D_out}; None = any size): {'; '.join(wrong)}"
+        )
+
+
+def _shape_fits(found: tuple[int | None, ...] | None, expected: tuple[int | None, ...]) -> bool:
+    if found is None or len(found) != len(expected):
+        return False
+    return all(e is None or f is None or e == f for e, f in zip(expected, found, strict=True))
+
+
 def initializer_bytes(model: onnx.ModelProto) -> int:
     total = 0
     for init in model.graph.initializer:
@@ -149,6 +184,7 @@ def verify_onnx(data: bytes, where: str) -> VerifiedOnnx:
             "are single files: re-export with prime_model.export.export_onnx"
         )
     metadata, digest = read_metadata(model, where)
+    check_signature(model, metadata.predictor_config, where)
     return VerifiedOnnx(
         data=data, metadata=metadata, sha256=digest, weight_bytes=initializer_bytes(model)
     )
@@ -277,5 +313,10 @@ class OnnxPredictor(InferencePredictor):
         feeds = dict(
             zip(INPUT_NAMES, (batch.context, batch.query, batch.context_mask), strict=True)
         )
-        outputs = self.session.run([OUTPUT_NAME], feeds)
+        try:
+            outputs = self.session.run([OUTPUT_NAME], feeds)
+        except Exception as exc:  # onnxruntime raises its own untyped exceptions
+            raise ExportError(
+                f"ONNX Runtime failed to run the model on inputs that passed validation: {exc}"
+            ) from None
         return np.asarray(outputs[0], dtype=np.float32)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.encoding import EncodedTurns
 from prime_model.errors import PredictorError
-from prime_model.export import DEFAULT_OPSET, export_verified
+from prime_model.export import DEFAULT_OPSET, MIN_OPSET, export_verified
 from prime_model.inference import BACKENDS, InferencePredictor
 from prime_model.onnx_runtime import OnnxPredictor, VerifiedOnnx
 from prime_model.optimized import create_predictor, resolve_device
@@ -38,7 +38,7 @@ class ExportConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    opset: int = Field(DEFAULT_OPSET, ge=17, description="ONNX opset of the fp32 export")
+    opset: int = Field(DEFAULT_OPSET, ge=MIN_OPSET, description="ONNX opset of the fp32 export")
     int8: bool = Field(True, description="also quantise; kept only if Recall@10 holds")
     quantization: QuantizationOptions = DEFAULT_OPTIONS
     tolerance: float = Field(RECALL_TOLERANCE, ge=0.0, description="allowed Recall@10 drop")

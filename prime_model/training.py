@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import pickle
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from prime_model.checkpoint import save_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.datamodule import PredictorDataModule
 from prime_model.encoding import EncodedTurns
-from prime_model.errors import ConfigError
+from prime_model.errors import CheckpointError, ConfigError
 from prime_model.lightning_module import PredictorLightningModule
 from prime_model.model import EmbeddingPredictor
 from prime_model.strategy import lightning_strategy, process_count
@@ -197,6 +198,7 @@ def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path 
     """
     last = output_dir / "lightning" / "last.ckpt"
     if resume and last.exists():
+        _check_resumable(last)
         logger.info("resuming from %s", last)
         return last
     if resume:
@@ -208,6 +210,25 @@ def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path 
             logger.info("starting fresh: removing the previous run's %s", output_dir / name)
             shutil.rmtree(output_dir / name)
     return None
+
+
+def _check_resumable(last: Path) -> None:
+    """Read ``last.ckpt`` the way Lightning will (``weights_only``: never arbitrary unpickling)
+    first, so a foreign, truncated or tampered file is a :class:`CheckpointError`, not a
+    ``pickle.UnpicklingError`` from deep inside ``fit``."""
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{last}: not a Lightning checkpoint that can be resumed safely ({first_line}); "
+            "it was not unpickled. Delete it to start fresh, or train without --resume"
+        ) from None
+    if not isinstance(state, dict) or "global_step" not in state or "state_dict" not in state:
+        raise CheckpointError(
+            f"{last}: not a Lightning training checkpoint (no global_step/state_dict); "
+            "delete it to start fresh, or train without --resume"
+        )
 
 
 def _check_fit(

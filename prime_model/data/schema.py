@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target", "target_id")
 REQUIRED_COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target")
 INPUT_COLUMNS: Final = ("conversation_id", "turn", "history", "query")  # what prediction reads
+_INT64_LIMIT: Final = 2.0**63  # compared as float: uint64, bool and object columns alike
 DTYPES: Final = {
     "conversation_id": "object",
     "turn": "int64",
@@ -97,10 +98,14 @@ def conform_frame(
             [_optional_str(v) for v in out[column]], index=out.index, dtype=object
         )
     turn = pd.to_numeric(out["turn"], errors="coerce")
-    if turn.isna().any() or not (turn == turn.round()).all():
-        bad = out.loc[turn.isna() | (turn != turn.round()), "turn"].head(3).tolist()
+    # True would become turn 1 and 2**64 would wrap around to a negative turn: refuse both
+    flag = out["turn"].map(lambda v: isinstance(v, bool | np.bool_)).astype(bool)
+    wrong = turn.isna() | (turn != turn.round()) | (turn.astype(float).abs() >= _INT64_LIMIT) | flag
+    if wrong.any():
+        bad = out.loc[wrong, "turn"].head(3).tolist()
         raise DataValidationError(
-            f"{source}: column 'turn' must hold whole numbers with no nulls, got e.g. {bad}"
+            f"{source}: column 'turn' must hold whole numbers (int64) with no nulls or "
+            f"booleans, got e.g. {bad}"
         )
     out["turn"] = turn.astype("int64")
     return out.reset_index(drop=True)
