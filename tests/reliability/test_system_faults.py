@@ -348,7 +348,8 @@ def test_two_pipeline_runs_started_together_both_finish_with_loadable_artifacts(
     # new training seed: training onwards runs in both (the data steps are cached by now)
     training = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))["parameters"]["training"]
     config = _pipeline_config(tmp_path, "concurrent.yaml", training={**training, "seed": 7})
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # `python -c` has no main file to derive ZenML's source root from (a fresh clone has no .zen)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ZENML_CUSTOM_SOURCE_ROOT": str(REPO_ROOT)}
     command = [sys.executable, "-c", PIPELINE_RUN, str(config)]
     processes = [
         subprocess.Popen(  # noqa: S603 - our own pipeline, with this interpreter
