@@ -46,6 +46,7 @@ from prime_model.export import export_onnx, export_verified
 from prime_model.onnx_runtime import embed_metadata, load_onnx, read_metadata
 from prime_model.training import train_predictor
 from tests.conftest import CountingEncoder, make_encoded
+from tests.prime_model.inference_support import CONFIG
 
 Trigger = Callable[[], object]
 Arrange = Callable[[Path], Trigger]
@@ -53,16 +54,6 @@ Inputs = tuple[Any, Any, Any]  # context, query, context_mask as handed to the p
 Rows = list[dict[str, Any]]
 
 MARKER = "UNPICKLED"  # created by _Trap if anything ever unpickles it
-CONFIG = PredictorConfig(
-    input_dim=16,
-    output_dim=16,
-    hidden_dim=32,
-    num_layers=2,
-    num_heads=4,
-    max_context_length=4,
-    dropout=0.0,
-    max_batch_size=8,
-)
 
 
 @dataclass(frozen=True)
