@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from prime_model.config import PredictorConfig
 from prime_model.errors import PredictorError
-from prime_model.model import EmbeddingPredictor
+from prime_model.model import EmbeddingPredictor, check_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -105,30 +105,7 @@ def prepare_inputs(
     """
     ctx = _as_numpy("context", context)
     qry = _as_numpy("query", query)
-    if ctx.ndim != 3:
-        raise PredictorError(f"context must have 3 dims (B×N×D), got shape {ctx.shape}")
-    if qry.ndim != 2:
-        raise PredictorError(f"query must have 2 dims (B×D), got shape {qry.shape}")
-    B, N, D = ctx.shape
-    if B == 0:
-        raise PredictorError("empty batch: context and query have B=0 rows; expected B >= 1")
-    if qry.shape[0] != B:
-        raise PredictorError(f"batch sizes differ: context has B={B}, query has B={qry.shape[0]}")
-    if config.input_dim != D or qry.shape[1] != config.input_dim:
-        raise PredictorError(
-            f"embedding dim mismatch: context D={D}, query D={qry.shape[1]}; "
-            f"expected input_dim={config.input_dim}"
-        )
-    if config.max_context_length < N:
-        raise PredictorError(
-            f"context has N={N} turns, more than max_context_length={config.max_context_length}; "
-            "keep the most recent turns"
-        )
-    if config.max_batch_size is not None and config.max_batch_size < B:
-        raise PredictorError(
-            f"batch of B={B} exceeds max_batch_size={config.max_batch_size} for inference; "
-            "split the batch or raise PredictorConfig.max_batch_size (None lifts the limit)"
-        )
+    B, N = check_shapes(config, ctx.shape, qry.shape, inference=True)
     if context_mask is None:
         mask = np.ones((B, N), dtype=np.bool_)
     else:

@@ -72,6 +72,45 @@ class PredictorTransformerBlock(nn.Module):
         return x + cast(Tensor, self.mlp(self.norm2(x)))
 
 
+def check_shapes(
+    config: PredictorConfig,
+    context_shape: tuple[int, ...],
+    query_shape: tuple[int, ...],
+    *,
+    inference: bool,
+) -> tuple[int, int]:
+    """(B, N) of a request, or :class:`PredictorError` naming the shape that does not fit.
+
+    Shared by the model and every inference backend, so all of them refuse the same inputs with
+    the same words. ``max_batch_size`` binds at inference only.
+    """
+    if len(context_shape) != 3:
+        raise PredictorError(f"context must have 3 dims (B×N×D), got shape {context_shape}")
+    if len(query_shape) != 2:
+        raise PredictorError(f"query must have 2 dims (B×D), got shape {query_shape}")
+    B, N, D = context_shape
+    if B == 0:
+        raise PredictorError("empty batch: context and query have B=0 rows; expected B >= 1")
+    if query_shape[0] != B:
+        raise PredictorError(f"batch sizes differ: context has B={B}, query has B={query_shape[0]}")
+    if config.input_dim != D or query_shape[1] != config.input_dim:
+        raise PredictorError(
+            f"embedding dim mismatch: context D={D}, query D={query_shape[1]}; "
+            f"expected input_dim={config.input_dim}"
+        )
+    if config.max_context_length < N:
+        raise PredictorError(
+            f"context has N={N} turns, more than max_context_length={config.max_context_length}; "
+            "keep the most recent turns"
+        )
+    if inference and config.max_batch_size is not None and config.max_batch_size < B:
+        raise PredictorError(
+            f"batch of B={B} exceeds max_batch_size={config.max_batch_size} for inference; "
+            "split the batch or raise PredictorConfig.max_batch_size (None lifts the limit)"
+        )
+    return B, N
+
+
 class EmbeddingPredictor(nn.Module):
     """Predicts the Y-Encoder embedding of the content a conversational query asks for.
 
@@ -168,35 +207,9 @@ class EmbeddingPredictor(nn.Module):
         for name, value in (("context", context), ("query", query)):
             if not isinstance(value, Tensor):
                 raise PredictorError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if context.ndim != 3:
-            raise PredictorError(
-                f"context must have 3 dims (B×N×D), got shape {tuple(context.shape)}"
-            )
-        if query.ndim != 2:
-            raise PredictorError(f"query must have 2 dims (B×D), got shape {tuple(query.shape)}")
-        B, N, D = context.shape
-        cfg = self.config
-        if B == 0:
-            raise PredictorError("empty batch: context and query have B=0 rows; expected B >= 1")
-        if query.shape[0] != B:
-            raise PredictorError(
-                f"batch sizes differ: context has B={B}, query has B={query.shape[0]}"
-            )
-        if cfg.input_dim != D or query.shape[1] != cfg.input_dim:
-            raise PredictorError(
-                f"embedding dim mismatch: context D={D}, query D={query.shape[1]}; "
-                f"expected input_dim={cfg.input_dim}"
-            )
-        if cfg.max_context_length < N:
-            raise PredictorError(
-                f"context has N={N} turns, more than max_context_length={cfg.max_context_length}; "
-                "keep the most recent turns"
-            )
-        if not self.training and cfg.max_batch_size is not None and cfg.max_batch_size < B:
-            raise PredictorError(
-                f"batch of B={B} exceeds max_batch_size={cfg.max_batch_size} for inference; "
-                "split the batch or raise PredictorConfig.max_batch_size (None lifts the limit)"
-            )
+        B, N = check_shapes(
+            self.config, tuple(context.shape), tuple(query.shape), inference=not self.training
+        )
         device = self.pred_token.device
         self._validate_values("context", context, device)
         self._validate_values("query", query, device)
