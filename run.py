@@ -22,9 +22,9 @@ from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
 from pipelines.training import MODEL_NAME
 from prime_model.config import describe_validation_error
 from prime_model.errors import ConfigError, PrimeError
-from prime_model.evaluation import EvaluationTable
-from prime_model.promotion import PromotionDecision
-from prime_model.retraining import RetrainingDecision
+from prime_model.evaluate.promotion import PromotionDecision
+from prime_model.evaluate.report import EvaluationTable
+from prime_model.monitor.retraining import RetrainingDecision
 
 logger = logging.getLogger("run")
 

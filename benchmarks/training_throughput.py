@@ -20,9 +20,9 @@ import lightning as L  # noqa: N812
 import torch
 
 from prime_model import PredictorConfig, TrainingConfig
-from prime_model.datamodule import PredictorDataModule
-from prime_model.encoding import EncodedTurns
-from prime_model.lightning_module import PredictorLightningModule
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.train.datamodule import PredictorDataModule
+from prime_model.train.lightning_module import PredictorLightningModule
 
 logger = logging.getLogger("benchmarks.training_throughput")
 WARMUP_STEPS = 3

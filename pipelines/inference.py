@@ -9,7 +9,7 @@ from pipelines.production import production_version
 from pipelines.training import MODEL_NAME
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
-from prime_model.encoders import EncoderConfig
+from prime_model.encode.encoders import EncoderConfig
 from steps import load_turns, predict_embeddings, validate_turns
 
 

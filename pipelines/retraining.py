@@ -12,15 +12,15 @@ from zenml import pipeline
 
 from pipelines.production import production_version, training_data
 from pipelines.training import MODEL, Splits, train_evaluate_register
+from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
-from prime_model.drift import DriftConfig
-from prime_model.encoders import EncoderConfig
-from prime_model.latency import BenchmarkConfig
-from prime_model.promotion import GateConfig
-from prime_model.retraining import RetrainingConfig, RetrainingDecision
-from prime_model.serving_models import ExportConfig
+from prime_model.encode.encoders import EncoderConfig
+from prime_model.evaluate.promotion import GateConfig
+from prime_model.monitor.drift import DriftConfig
+from prime_model.monitor.retraining import RetrainingConfig, RetrainingDecision
+from prime_model.serve.serving_models import ExportConfig
 from steps import (
     combine_turns,
     decide_retraining,

@@ -6,13 +6,13 @@ from typing import Any, NamedTuple
 
 from zenml import Model, pipeline
 
+from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
-from prime_model.encoders import EncoderConfig
-from prime_model.latency import BenchmarkConfig
-from prime_model.promotion import GateConfig
-from prime_model.serving_models import ExportConfig
+from prime_model.encode.encoders import EncoderConfig
+from prime_model.evaluate.promotion import GateConfig
+from prime_model.serve.serving_models import ExportConfig
 from steps import (
     benchmark_latency,
     encode_turns,

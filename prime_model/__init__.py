@@ -19,9 +19,9 @@ from prime_model.errors import (
     PredictorError,
     PrimeError,
 )
-from prime_model.inference import InferencePredictor
 from prime_model.model import EmbeddingPredictor
-from prime_model.optimized import OptimizedPredictor, create_predictor
+from prime_model.serve.inference import InferencePredictor
+from prime_model.serve.optimized import OptimizedPredictor, create_predictor
 
 __all__ = [
     "CheckpointError",

@@ -1,19 +1,19 @@
-"""One ZenML step per file: thin typed wrappers over ``prime_model`` functions."""
+"""ZenML steps, one per file, grouped by stage: thin typed wrappers over ``prime_model``."""
 
-from steps.benchmark_latency import benchmark_latency
-from steps.combine_turns import combine_turns
-from steps.decide_retraining import decide_retraining
-from steps.detect_drift import detect_drift
-from steps.encode_new_turns import encode_new_turns
-from steps.encode_turns import encode_turns
-from steps.evaluate_predictor import evaluate_predictor
-from steps.export_onnx import export_onnx
-from steps.load_turns import load_turns
-from steps.predict_embeddings import predict_embeddings
-from steps.register_model import register_model
-from steps.split_turns import split_turns
-from steps.train_predictor import train_predictor
-from steps.validate_turns import validate_turns
+from steps.data.encode_turns import encode_turns
+from steps.data.load_turns import load_turns
+from steps.data.split_turns import split_turns
+from steps.data.validate_turns import validate_turns
+from steps.evaluate.evaluate_predictor import evaluate_predictor
+from steps.evaluate.register_model import register_model
+from steps.monitor.combine_turns import combine_turns
+from steps.monitor.decide_retraining import decide_retraining
+from steps.monitor.detect_drift import detect_drift
+from steps.monitor.encode_new_turns import encode_new_turns
+from steps.serve.benchmark_latency import benchmark_latency
+from steps.serve.export_onnx import export_onnx
+from steps.serve.predict_embeddings import predict_embeddings
+from steps.train.train_predictor import train_predictor
 
 __all__ = [
     "benchmark_latency",

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from prime_model import EmbeddingPredictor, PredictorConfig
-from prime_model.encoding import EncodedTurns
+from prime_model.encode.encoding import EncodedTurns
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,8 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig
-from prime_model.data.sample_kb import KnowledgeBase, build_knowledge_base, target_id, texts_for
+from prime_model.data.sample_kb import KnowledgeBase, build_knowledge_base, target_id
+from prime_model.data.sample_vocab import texts_for
 from prime_model.data.schema import COLUMNS, conform_frame
 
 _SWITCH_PREFIXES = ("Now let's talk about {ref}. {Q}", "Switching to {ref}: {q}")

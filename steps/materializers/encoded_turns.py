@@ -10,7 +10,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.metadata.metadata_types import MetadataType
 
-from prime_model.encoding import EncodedTurns
+from prime_model.encode.encoding import EncodedTurns
 
 FILENAME = "encoded_turns.safetensors"
 

@@ -21,7 +21,7 @@ from zenml.utils.settings_utils import is_valid_setting_key
 
 from pipelines.schedule import check_cron, load_schedule
 from prime_model import PredictorConfig, TrainingConfig
-from prime_model.strategy import lightning_strategy, process_count
+from prime_model.train.strategy import lightning_strategy, process_count
 from tests.conftest import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "configs"

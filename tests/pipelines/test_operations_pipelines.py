@@ -14,7 +14,7 @@ from zenml.enums import ExecutionStatus, ModelStages
 from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
 from pipelines.production import NoProductionModelError, production_version
 from pipelines.training import MODEL_NAME
-from prime_model.batch_prediction import load_embeddings
+from prime_model.serve.batch_prediction import load_embeddings
 from run import summary
 from tests.conftest import REPO_ROOT
 

@@ -12,7 +12,7 @@ from zenml.models import PipelineRunResponse
 
 from pipelines import training_pipeline
 from prime_model.checkpoint import PredictorCheckpoint
-from prime_model.onnx_runtime import VerifiedOnnx
+from prime_model.serve.onnx_file import VerifiedOnnx
 from tests.conftest import REPO_ROOT
 
 SMOKE = REPO_ROOT / "configs" / "smoke.yaml"

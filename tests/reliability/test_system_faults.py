@@ -33,9 +33,9 @@ from pipelines.training import MODEL_NAME
 from prime_model import EmbeddingPredictor, PredictorConfig, load_checkpoint, save_checkpoint
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.config import TrainingConfig
-from prime_model.onnx_runtime import VerifiedOnnx
-from prime_model.promotion import PromotionDecision
-from prime_model.training import train_predictor
+from prime_model.evaluate.promotion import PromotionDecision
+from prime_model.serve.onnx_file import VerifiedOnnx
+from prime_model.train.training import train_predictor
 from tests.conftest import REPO_ROOT, make_encoded
 
 SMOKE = REPO_ROOT / "configs" / "smoke.yaml"
@@ -74,7 +74,7 @@ PAUSE_AT_STEP = STEPS_PER_EPOCH + 2  # mid-way through the second epoch
 TRAIN_UNTIL_PAUSED = """
 import sys, time
 from pathlib import Path
-from prime_model import training
+from prime_model.train import training
 from prime_model.config import PredictorConfig, TrainingConfig
 from tests.conftest import make_encoded
 

@@ -22,7 +22,8 @@ from prime_model.data.sample import (
     generate_sample,
     sample_knowledge_base,
 )
-from prime_model.data.sample_kb import KINDS, KnowledgeBase, target_id
+from prime_model.data.sample_kb import KnowledgeBase, target_id
+from prime_model.data.sample_vocab import KINDS
 from prime_model.data.schema import COLUMNS, DTYPES
 
 SMALL = SampleConfig(num_conversations=150, seed=7)

@@ -1,0 +1,1 @@
+"""Latency benchmark of every inference backend, its presets and its report."""

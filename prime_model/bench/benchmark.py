@@ -1,0 +1,268 @@
+"""Latency benchmark of every inference backend against the eager model, in one run.
+
+Machines of the same class differ 2-3x in speed and are often shared, so absolute milliseconds do
+not travel: what this reports are ratios measured in the same process, with backends timed in
+interleaved rounds so background load hits all of them alike: speedup vs eager, p50 against the
+weight-streaming floor (weight bytes / read bandwidth measured on the spot, what batch 1 costs
+at best) and achieved GFLOP/s against a matmul peak measured on the spot (what batch 32 can reach;
+both roofs are measured in :mod:`prime_model.bench.machine`).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Final
+
+import numpy as np
+import torch
+
+from prime_model.bench.machine import (
+    describe_machine,
+    measure_matmul_peak,
+    measure_read_bandwidth,
+    model_flops,
+)
+from prime_model.bench.report import BenchmarkReport, BenchmarkRow, RecallCheck
+from prime_model.config import PredictorConfig
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.errors import ConfigError
+from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
+from prime_model.model import EmbeddingPredictor
+from prime_model.serve.inference import (
+    BACKENDS,
+    Batch,
+    FloatArray,
+    InferencePredictor,
+    model_weight_bytes,
+    parity,
+    to_numpy,
+)
+from prime_model.serve.optimized import OptimizedPredictor, create_predictor
+from prime_model.serve.serving import serving_flops
+
+logger = logging.getLogger(__name__)
+
+EAGER: Final = "eager"
+DEFAULT_BATCH_SIZES: Final = (1, 8, 32)
+SYNTHETIC_ROWS: Final = 256
+
+
+def random_batch(config: PredictorConfig, batch_size: int, turns: int, seed: int) -> Batch:
+    rng = np.random.default_rng(seed)
+    context = rng.standard_normal((batch_size, turns, config.input_dim)).astype(np.float32)
+    query = rng.standard_normal((batch_size, config.input_dim)).astype(np.float32)
+    norm = np.linalg.norm
+    return Batch(
+        context / norm(context, axis=-1, keepdims=True),
+        query / norm(query, axis=-1, keepdims=True),
+        np.ones((batch_size, turns), dtype=np.bool_),
+    )
+
+
+def _build(
+    model: EmbeddingPredictor, backends: Sequence[str], device: torch.device
+) -> tuple[dict[str, InferencePredictor], dict[str, float], list[str]]:
+    """Every non-eager predictor, warmed up; onnx-int8 reuses the fp32 export."""
+    predictors: dict[str, InferencePredictor] = {}
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    for backend in backends:
+        if backend == EAGER:
+            continue
+        start = time.perf_counter()
+        fp32 = predictors.get("onnx")
+        if backend == "onnx-int8" and fp32 is not None:
+            from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415 - heavy
+
+            assert isinstance(fp32, OnnxPredictor)  # noqa: S101 - built just above
+            predictor: InferencePredictor = fp32.quantized()
+        else:
+            predictor = create_predictor(model, backend, device)
+        predictor.warmup()
+        seconds[backend] = time.perf_counter() - start
+        if isinstance(predictor, OptimizedPredictor) and not predictor.compiled:
+            notes.append(f"compiled: torch.compile failed ({predictor.fallback_reason}); eager")
+        if backend == "onnx-int8":
+            notes.append(
+                "onnx-int8 is quantised in memory with the default options; it is accepted "
+                "only if Recall@10 holds (see the recall section)"
+            )
+        predictors[backend] = predictor
+        logger.info("%s ready in %.1f s", backend, seconds[backend])
+    return predictors, seconds, notes
+
+
+def _eager_call(model: EmbeddingPredictor, batch: Batch, device: torch.device) -> FloatArray:
+    """The plain model forward on tensors: the baseline is not slowed by any conversion."""
+    with torch.inference_mode():
+        return to_numpy(
+            model(
+                torch.from_numpy(batch.context).to(device),
+                torch.from_numpy(batch.query).to(device),
+                torch.from_numpy(batch.context_mask).to(device),
+            )
+        )
+
+
+def _time_batch(
+    model: EmbeddingPredictor,
+    predictors: dict[str, InferencePredictor],
+    batch: Batch,
+    *,
+    device: torch.device,
+    repeats: int,
+    budget_s: float | None,
+) -> tuple[dict[str, list[float]], dict[str, FloatArray]]:
+    """Interleaved rounds: each round times every backend once, in the same order. Backends
+    other than eager go through ``predict`` (numpy in, validation, numpy out), as users call it."""
+    calls: dict[str, Callable[[], FloatArray]] = {EAGER: partial(_eager_call, model, batch, device)}
+    for name, predictor in predictors.items():
+        calls[name] = partial(predictor.predict, batch.context, batch.query, batch.context_mask)
+    outputs = {name: call() for name, call in calls.items()}  # warm: allocations, caches
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    started = time.perf_counter()
+    for round_ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+        if budget_s is not None and round_ >= 4 and time.perf_counter() - started > budget_s:
+            logger.info("batch %d: time budget reached after %d rounds", batch.size, round_ + 1)
+            break
+    return times, outputs
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _recall(
+    model: EmbeddingPredictor,
+    predictors: dict[str, InferencePredictor],
+    evaluation: EncodedTurns | None,
+    device: torch.device,
+) -> RecallCheck | None:
+    """Recall@10 per backend on ``evaluation``, or on a synthetic self-retrieval set: corpus =
+    eager predictions for random conversations, each query's gold = its own eager prediction
+    (eager scores 1.0 by construction; a backend loses recall when its error moves a prediction
+    past its neighbours, which is stricter than real retrieval)."""
+    size = model.config.max_batch_size or 256
+    if evaluation is not None:
+        batches = [
+            Batch(
+                evaluation.context[i : i + size].float().numpy(),
+                evaluation.query[i : i + size].float().numpy(),
+                evaluation.context_mask[i : i + size].numpy(),
+            )
+            for i in range(0, len(evaluation), size)
+        ]
+        corpus, gold = evaluation.corpus.float(), evaluation.target_index
+        source = f"evaluation set ({len(evaluation)} turns, corpus {corpus.shape[0]})"
+    else:
+        turns = model.config.max_context_length
+        batches = [
+            random_batch(model.config, size, turns, seed=100 + i)
+            for i in range(0, SYNTHETIC_ROWS, size)
+        ]
+        corpus = torch.from_numpy(np.concatenate([_eager_call(model, b, device) for b in batches]))
+        gold = torch.arange(corpus.shape[0])
+        source = f"synthetic self-retrieval ({corpus.shape[0]} random conversations)"
+    if corpus.shape[1] != model.config.output_dim:
+        return None
+    recall: dict[str, float] = {}
+    for name in (EAGER, *predictors):
+        if name == EAGER:
+            pred = np.concatenate([_eager_call(model, b, device) for b in batches])
+        else:
+            pred = np.concatenate([predictors[name].predict_batch(b) for b in batches])
+        ranks = gold_ranks(torch.from_numpy(pred), corpus, gold)
+        recall[name] = metrics_from_ranks(ranks)["recall@10"]
+    drops = {name: recall[EAGER] - value for name, value in recall.items()}
+    return RecallCheck(source=source, rows=len(gold), recall_at_10=recall, drop_vs_eager=drops)
+
+
+def run_benchmark(
+    model: EmbeddingPredictor,
+    backends: Sequence[str] = BACKENDS,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    *,
+    context_turns: int | None = None,
+    repeats: int = 20,
+    budget_s: float | None = 60.0,
+    device: str | torch.device | None = None,
+    evaluation: EncodedTurns | None = None,
+    title: str = "PRIME predictor inference benchmark",
+    seed: int = 0,
+) -> BenchmarkReport:
+    """Time ``backends`` against the eager model at each batch size (interleaved, after warmup).
+
+    ``context_turns`` defaults to max_context_length; ``budget_s`` caps the timed rounds per batch
+    size (at least 5 rounds run). ``evaluation`` (encoded turns) adds a Recall@10 check per
+    backend; without it a synthetic self-retrieval set is used.
+    """
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise ConfigError(f"unknown backends {unknown or '[]'}; expected some of {BACKENDS}")
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ConfigError(f"batch sizes must be positive, got {list(batch_sizes)}")
+    cfg = model.config
+    limit = cfg.max_batch_size
+    if limit is not None and max(batch_sizes) > limit:
+        raise ConfigError(f"batch size {max(batch_sizes)} exceeds max_batch_size={limit}")
+    turns = cfg.max_context_length if context_turns is None else context_turns
+    if not 0 <= turns <= cfg.max_context_length:
+        raise ConfigError(f"context_turns must be in [0, {cfg.max_context_length}], got {turns}")
+    target = torch.device(device) if device is not None else model.pred_token.device
+    model = model.to(target).eval()
+    ordered = [EAGER, *[b for b in dict.fromkeys(backends) if b != EAGER]]
+    predictors, setup, notes = _build(model, ordered, target)
+    peak, bandwidth = measure_matmul_peak(target), measure_read_bandwidth(target)
+    flops = {EAGER: model_flops(cfg, turns)} | {n: serving_flops(cfg, turns) for n in predictors}
+    weights = {EAGER: model_weight_bytes(model)} | {
+        n: p.weight_bytes for n, p in predictors.items()
+    }
+    rows = []
+    for batch_size in batch_sizes:
+        batch = random_batch(cfg, batch_size, turns, seed + batch_size)
+        times, outputs = _time_batch(
+            model, predictors, batch, device=target, repeats=repeats, budget_s=budget_s
+        )
+        eager_p50 = statistics.median(times[EAGER])
+        for name in ordered:
+            p50 = statistics.median(times[name])
+            floor = weights[name] / (bandwidth * 1e9)
+            rows.append(
+                BenchmarkRow(
+                    backend=name,
+                    batch_size=batch_size,
+                    runs=len(times[name]),
+                    p50_ms=p50 * 1e3,
+                    p95_ms=_percentile(times[name], 95) * 1e3,
+                    throughput=batch_size / p50,
+                    speedup_vs_eager=eager_p50 / p50,
+                    parity_vs_eager=parity(outputs[name], outputs[EAGER]),
+                    gflops=flops[name] * batch_size / p50 / 1e9,
+                    peak_fraction=flops[name] * batch_size / p50 / 1e9 / peak,
+                    floor_ms=floor * 1e3,
+                    floor_ratio=p50 / floor,
+                )
+            )
+        logger.info("batch %d done (%d rounds)", batch_size, len(times[EAGER]))
+    return BenchmarkReport(
+        title=title,
+        predictor_config=cfg,
+        context_turns=turns,
+        machine=describe_machine(target),
+        matmul_peak_gflops=peak,
+        read_bandwidth_gbs=bandwidth,
+        flops_per_row=flops,
+        weight_bytes=weights,
+        setup_seconds=setup,
+        rows=rows,
+        recall=_recall(model, predictors, evaluation, target),
+        notes=notes,
+    )

@@ -1,0 +1,145 @@
+"""The pipeline's latency benchmark: the trained model, plus named presets for comparison.
+
+The trained model is small (the MiniLM preset), where batch-1 latency is dominated by per-call
+overhead; the seed's default preset is where weight streaming dominates and the speedup targets
+are stated. Reporting both in one step shows the user what each backend buys at either scale.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from prime_model.bench.benchmark import DEFAULT_BATCH_SIZES, run_benchmark
+from prime_model.bench.presets import resolve_preset
+from prime_model.bench.report import BenchmarkReport
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.model import EmbeddingPredictor
+from prime_model.serve.inference import BACKENDS
+
+logger = logging.getLogger(__name__)
+
+
+class BenchmarkConfig(BaseModel):
+    """What ``benchmark_latency`` measures; ``presets: []`` benchmarks the trained model only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backends: tuple[str, ...] = Field(BACKENDS, min_length=1)
+    batch_sizes: tuple[int, ...] = Field(DEFAULT_BATCH_SIZES, min_length=1)
+    presets: tuple[str, ...] = Field(("default",), description="random-weight architectures")
+    # compiling the 1024-d preset costs ~30 s and measured near eager on CPU: off by default
+    preset_backends: tuple[str, ...] = Field(("eager", "onnx", "onnx-int8"), min_length=1)
+    preset_batch_sizes: tuple[int, ...] = Field((1,), min_length=1)
+    budget_s: float = Field(10.0, gt=0, description="timed seconds per batch size, at most")
+    repeats: int = Field(20, gt=0, description="timed rounds per batch size, at most")
+    device: str = Field("cpu", description="cpu, cuda or auto")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("backends", "preset_backends")
+    @classmethod
+    def _known_backends(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [b for b in value if b not in BACKENDS]
+        if unknown:
+            raise ValueError(f"unknown backends {unknown}; expected some of {BACKENDS}")
+        return value
+
+    @field_validator("batch_sizes", "preset_batch_sizes")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b < 1 for b in value):
+            raise ValueError(f"batch sizes must be positive, got {list(value)}")
+        return value
+
+
+class LatencyBenchmark(BaseModel):
+    """One report per benchmarked model: ``trained`` and each preset by name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trained: BenchmarkReport
+    presets: dict[str, BenchmarkReport] = Field(default_factory=dict)
+
+    def reports(self) -> dict[str, BenchmarkReport]:
+        return {"trained": self.trained} | {f"preset {k}": v for k, v in self.presets.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """Flat p50 / speedup per model, backend and batch size: what model metadata shows."""
+        return {
+            name: {
+                f"{row.backend}@{row.batch_size}": {
+                    "p50_ms": round(row.p50_ms, 3),
+                    "p95_ms": round(row.p95_ms, 3),
+                    "speedup_vs_eager": round(row.speedup_vs_eager, 3),
+                    "min_cosine": round(row.parity_vs_eager.min_cosine, 6),
+                }
+                for row in report.rows
+            }
+            for name, report in self.reports().items()
+        }
+
+    def to_markdown(self) -> str:
+        return "\n\n".join(report.to_markdown() for report in self.reports().values())
+
+    def to_html(self) -> str:
+        """The reports' own pages, one after another, each in an isolated frame."""
+        frames = "".join(
+            f'<h2>{html.escape(name)}</h2><iframe srcdoc="{html.escape(report.to_html())}" '
+            'style="width:100%;height:900px;border:0"></iframe>'
+            for name, report in self.reports().items()
+        )
+        return f"<!doctype html><html><body style='font-family:sans-serif'>{frames}</body></html>"
+
+
+def benchmark_latency(
+    model: EmbeddingPredictor, evaluation: EncodedTurns | None, config: BenchmarkConfig
+) -> LatencyBenchmark:
+    """Benchmark the trained model (Recall@10 check on ``evaluation``) and each preset."""
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    common: dict[str, Any] = {
+        "repeats": config.repeats,
+        "budget_s": config.budget_s,
+        "device": device,
+        "seed": config.seed,
+    }
+    trained = run_benchmark(
+        model,
+        backends=config.backends,
+        batch_sizes=_fit(config.batch_sizes, model),
+        evaluation=evaluation,
+        title="Inference benchmark: the trained model",
+        **common,
+    )
+    presets = {}
+    for name in config.presets:
+        torch.manual_seed(config.seed)
+        preset_model = EmbeddingPredictor(resolve_preset(name)).eval()
+        presets[name] = run_benchmark(
+            preset_model,
+            backends=config.preset_backends,
+            batch_sizes=_fit(config.preset_batch_sizes, preset_model),
+            title=f"Inference benchmark: preset {name} (random weights)",
+            **common,
+        )
+    return LatencyBenchmark(trained=trained, presets=presets)
+
+
+def _fit(batch_sizes: tuple[int, ...], model: EmbeddingPredictor) -> tuple[int, ...]:
+    """Batch sizes above the model's max_batch_size are dropped (with a warning) rather than
+    failing a run after training: the limit is the model's, known only once it exists."""
+    limit = model.config.max_batch_size
+    fitting = tuple(b for b in batch_sizes if limit is None or b <= limit)
+    if fitting != batch_sizes:
+        logger.warning(
+            "benchmark batch sizes %s exceed max_batch_size=%s; measuring %s",
+            list(batch_sizes),
+            limit,
+            list(fitting or (1,)),
+        )
+    return fitting or (1,)

@@ -1,0 +1,254 @@
+"""A benchmark run's result, :class:`BenchmarkReport`, as data, as Markdown and as HTML.
+
+The HTML page is self-contained: inline CSS and SVG, no scripts.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prime_model.bench.machine import Machine
+from prime_model.config import PredictorConfig
+from prime_model.serve.inference import ParityStats
+
+RECALL_TOLERANCE: Final = 0.01
+_COLUMNS: Final = (
+    "backend",
+    "batch",
+    "p50 ms",
+    "p95 ms",
+    "conv/s",
+    "speedup vs eager",
+    "max abs diff",
+    "min cosine",
+    "GFLOP/s",
+    "% matmul peak",
+    "p50 / floor",
+)
+_COLOURS: Final = {
+    "eager": "#9e9e9e",
+    "compiled": "#5c6bc0",
+    "onnx": "#26a69a",
+    "onnx-int8": "#ef6c00",
+}
+
+
+class BenchmarkRow(BaseModel):
+    """One backend at one batch size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    batch_size: int
+    runs: int
+    p50_ms: float
+    p95_ms: float
+    throughput: float = Field(description="conversations per second at p50")
+    speedup_vs_eager: float = Field(description="eager p50 / this p50, same run")
+    parity_vs_eager: ParityStats
+    gflops: float = Field(description="model FLOPs / p50")
+    peak_fraction: float = Field(description="gflops / measured fp32 matmul peak")
+    floor_ms: float = Field(description="this backend's weight bytes / measured read bandwidth")
+    floor_ratio: float = Field(description="p50 / floor_ms (1.0 = streaming the weights once)")
+
+
+class RecallCheck(BaseModel):
+    """Recall@10 of every backend on one evaluation set, and each drop against eager."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    rows: int
+    recall_at_10: dict[str, float]
+    drop_vs_eager: dict[str, float]
+    tolerance: float = RECALL_TOLERANCE
+
+    def holds(self, backend: str) -> bool:
+        return self.drop_vs_eager[backend] <= self.tolerance + 1e-12
+
+
+class BenchmarkReport(BaseModel):
+    """Everything one benchmark run measured; ``to_markdown``/``to_html``/``model_dump_json``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    predictor_config: PredictorConfig
+    context_turns: int
+    machine: Machine
+    matmul_peak_gflops: float
+    read_bandwidth_gbs: float
+    flops_per_row: dict[str, int] = Field(
+        description="FLOPs one conversation costs each backend: eager runs the whole model, the "
+        "others the serving graph (prime_model.serve.serving), so GFLOP/s counts work actually done"
+    )
+    weight_bytes: dict[str, int]
+    setup_seconds: dict[str, float]
+    rows: list[BenchmarkRow]
+    recall: RecallCheck | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    def row(self, backend: str, batch_size: int) -> BenchmarkRow:
+        for row in self.rows:
+            if (row.backend, row.batch_size) == (backend, batch_size):
+                return row
+        raise KeyError(f"no row for backend {backend!r} at batch size {batch_size}")
+
+    def to_markdown(self) -> str:
+        return render_markdown(self)
+
+    def to_html(self) -> str:
+        return render_html(self)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+def _cells(row: BenchmarkRow) -> list[str]:
+    p = row.parity_vs_eager
+    return [
+        row.backend,
+        str(row.batch_size),
+        f"{row.p50_ms:.1f}",
+        f"{row.p95_ms:.1f}",
+        f"{row.throughput:.1f}",
+        f"{row.speedup_vs_eager:.2f}x",
+        f"{p.max_abs_diff:.1e}",
+        f"{p.min_cosine:.6f}",
+        f"{row.gflops:.1f}",
+        f"{100 * row.peak_fraction:.0f}%",
+        f"{row.floor_ratio:.2f}",
+    ]
+
+
+def _header_lines(report: BenchmarkReport) -> list[str]:
+    cfg, m = report.predictor_config, report.machine
+    weights = ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in report.weight_bytes.items())
+    setup = ", ".join(f"{k} {v:.1f} s" for k, v in report.setup_seconds.items()) or "none"
+    return [
+        f"Predictor {cfg.input_dim}->{cfg.hidden_dim}x{cfg.num_layers} layers/"
+        f"{cfg.num_heads} heads->{cfg.output_dim}, {report.context_turns} context turns; "
+        "GFLOP per conversation: "
+        + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in report.flops_per_row.items())
+        + " (non-eager backends skip the last block's unread rows).",
+        f"Machine: {m.processor}, {m.torch_threads} torch threads, device {m.device}; "
+        f"torch {m.torch_version}, onnxruntime {m.onnxruntime_version or 'absent'}.",
+        f"Measured on the spot: fp32 matmul peak {report.matmul_peak_gflops:.0f} GFLOP/s, "
+        f"read bandwidth {report.read_bandwidth_gbs:.1f} GB/s.",
+        f"Weights read per forward pass: {weights}. Setup (export/compile + warmup): {setup}.",
+    ]
+
+
+def _recall_lines(report: BenchmarkReport) -> list[str]:
+    check = report.recall
+    if check is None:
+        return []
+    lines = [f"Recall@10 on {check.source} (tolerance {check.tolerance} below eager):", ""]
+    lines.append("| backend | Recall@10 | drop vs eager | holds |")
+    lines.append("|---|---|---|---|")
+    for name, value in check.recall_at_10.items():
+        verdict = "yes" if check.holds(name) else "**no**"
+        lines.append(f"| {name} | {value:.4f} | {check.drop_vs_eager[name]:+.4f} | {verdict} |")
+    return lines
+
+
+def render_markdown(report: BenchmarkReport) -> str:
+    lines = [f"## {report.title}", "", *_header_lines(report), ""]
+    lines.append("| " + " | ".join(_COLUMNS) + " |")
+    lines.append("|" + "---|" * len(_COLUMNS))
+    lines.extend("| " + " | ".join(_cells(row)) + " |" for row in report.rows)
+    lines.append("")
+    lines.append(
+        "p50 / floor: p50 over (weight bytes / read bandwidth); 1.0 means the weights were "
+        "streamed once at full bandwidth. % matmul peak is against the fp32 peak for every "
+        "backend, int8 included. Speedups and parity are against eager in the same run."
+    )
+    recall = _recall_lines(report)
+    if recall:
+        lines.extend(["", *recall])
+    if report.notes:
+        lines.extend(["", *(f"- {note}" for note in report.notes)])
+    return "\n".join(lines) + "\n"
+
+
+def _speedup_chart(report: BenchmarkReport) -> str:
+    """Grouped bars: speedup vs eager per batch size, one colour per backend."""
+    sizes = sorted({row.batch_size for row in report.rows})
+    backends = list(dict.fromkeys(row.backend for row in report.rows))
+    top = max((row.speedup_vs_eager for row in report.rows), default=1.0) * 1.15
+    bar, gap, height, left = 22, 30, 220, 40
+    group = bar * len(backends) + gap
+    width = left + group * len(sizes) + 160
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}" '
+        'role="img" aria-label="speedup vs eager">'
+    ]
+    y1 = height - height / top
+    parts.append(
+        f'<line x1="{left}" x2="{left + group * len(sizes)}" y1="{y1:.1f}" y2="{y1:.1f}" '
+        'stroke="#444" stroke-dasharray="4 3"/>'
+        f'<text x="2" y="{y1 + 4:.1f}" font-size="11">1x</text>'
+    )
+    for i, size in enumerate(sizes):
+        x0 = left + i * group
+        for j, name in enumerate(backends):
+            value = report.row(name, size).speedup_vs_eager
+            h = height * value / top
+            colour = _COLOURS.get(name, "#888")
+            parts.append(
+                f'<rect x="{x0 + j * bar}" y="{height - h:.1f}" width="{bar - 3}" '
+                f'height="{h:.1f}" fill="{colour}"><title>{escape(name)} batch {size}: '
+                f"{value:.2f}x</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x0 + bar * len(backends) / 2:.0f}" y="{height + 16}" font-size="12" '
+            f'text-anchor="middle">batch {size}</text>'
+        )
+    for j, name in enumerate(backends):
+        y = 20 + 18 * j
+        x = left + group * len(sizes) + 20
+        parts.append(
+            f'<rect x="{x}" y="{y - 10}" width="12" height="12" '
+            f'fill="{_COLOURS.get(name, "#888")}"/><text x="{x + 18}" y="{y}" '
+            f'font-size="12">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(report: BenchmarkReport) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(row)) + "</tr>"
+        for row in report.rows
+    )
+    intro = "".join(f"<p>{escape(line)}</p>" for line in _header_lines(report))
+    recall = ""
+    if report.recall is not None:
+        check = report.recall
+        recall_rows = "".join(
+            f"<tr><td>{escape(n)}</td><td>{v:.4f}</td><td>{check.drop_vs_eager[n]:+.4f}</td>"
+            f"<td>{'yes' if check.holds(n) else 'no'}</td></tr>"
+            for n, v in check.recall_at_10.items()
+        )
+        recall = (
+            f"<h2>Recall@10 on {escape(check.source)}</h2><table><tr><th>backend</th>"
+            f"<th>Recall@10</th><th>drop vs eager</th><th>holds (≤ {check.tolerance})</th>"
+            f"</tr>{recall_rows}</table>"
+        )
+    notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(report.title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "th{background:#f3f3f3}td:first-child{text-align:left}"
+        f"</style></head><body><h1>{escape(report.title)}</h1>{intro}"
+        f"<h2>Speedup vs eager (same run)</h2>{_speedup_chart(report)}"
+        f"<h2>Latency, parity and roofline</h2><table><tr>{head}</tr>{body}</table>"
+        f"{recall}<ul>{notes}</ul></body></html>\n"
+    )

@@ -1,0 +1,1 @@
+"""The ``prime`` and ``prime-demo`` commands."""

@@ -1,0 +1,233 @@
+"""The ``prime`` command line: ``prime train`` trains and evaluates on sample or user data;
+``prime evaluate`` scores a checkpoint (or an exported ``.onnx``) against the baselines;
+``prime benchmark`` and ``prime export`` live in :mod:`prime_model.cli.inference`.
+
+torch, pandas and sentence-transformers are imported inside the commands, so ``prime --help``
+answers at once. Errors PRIME raises on purpose end the command with ``error: ...`` on stderr and
+exit code 2; ``--debug`` lets them propagate with their traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from prime_model.cli.inference import add_inference_commands, write_text
+from prime_model.cli.predict import add_predict_command
+from prime_model.errors import PrimeError
+
+if TYPE_CHECKING:
+    from prime_model.model import EmbeddingPredictor
+
+logger = logging.getLogger("prime_model.cli")
+
+EXIT_ERROR: Final = 2
+_FORMATS: Final = "jsonl, parquet, csv, qrecc, topiocqa"  # listed for --help; read_turns checks
+_TARGETS: Final = "passage, answer, rewrite"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command named in ``argv`` (default: sys.argv[1:]) and return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already reported
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    _configure_logging(quiet=args.quiet)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except PrimeError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prime", description="PRIME: an embedding predictor for conversational retrieval."
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a checkpoint against the no-predictor baselines on a turn file",
+        description=(
+            "Encode the turns with the Y-Encoder, then compare the checkpoint's predictions "
+            "with query-only, concat-text and mean-of-turns retrieval on the corpus of the "
+            "turns' targets. Prints a Markdown table (or JSON with --json)."
+        ),
+    )
+    evaluate.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        metavar="CKPT_DIR|MODEL.onnx",
+        help="checkpoint directory written by save_checkpoint, or a file from prime export",
+    )
+    evaluate.add_argument(
+        "--backend",
+        default=None,
+        choices=("eager", "compiled", "onnx", "onnx-int8"),
+        help="inference backend (default: eager for a checkpoint, the file's own for .onnx)",
+    )
+    evaluate.add_argument(
+        "--data", required=True, type=Path, metavar="TURNS_FILE", help="turn file to evaluate on"
+    )
+    evaluate.add_argument(
+        "--format",
+        default=None,
+        metavar="FORMAT",
+        help=f"one of {_FORMATS}; default: from the file suffix",
+    )
+    evaluate.add_argument(
+        "--target",
+        default="passage",
+        metavar="TARGET",
+        help=f"what qrecc/topiocqa turns retrieve: {_TARGETS} (default passage)",
+    )
+    evaluate.add_argument(
+        "--encoder",
+        default=None,
+        metavar="MODEL_PATH_OR_NAME",
+        help="sentence-transformers Y-Encoder; default: bundled MiniLM",
+    )
+    evaluate.add_argument(
+        "--device",
+        default="auto",
+        help="'auto' (CUDA when available), 'cpu', 'cuda', ... (default auto)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    evaluate.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="OUT.html",
+        help="also write a self-contained HTML report there",
+    )
+    evaluate.set_defaults(command=_evaluate)
+    _add_common_options(evaluate)
+    _add_train_command(commands)
+    add_inference_commands(commands, _add_common_options)
+    add_predict_command(commands, _add_common_options)
+    return parser
+
+
+def _add_train_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser(
+        "train",
+        help="validate, split, encode, train and evaluate (default: the generated sample data)",
+        description=(
+            "Train a predictor on the generated sample conversations (--data sample) or a turn "
+            "file, then evaluate the best model on held-out conversations against the "
+            "baselines. Writes the model, Lightning logs and HTML reports to --out."
+        ),
+    )
+    train.add_argument("--data", default="sample", help="'sample' or a turn file (default sample)")
+    train.add_argument("--format", default=None, help=f"for a turn file: {_FORMATS}")
+    train.add_argument("--target", default="passage", help=f"for qrecc/topiocqa: {_TARGETS}")
+    train.add_argument("--conversations", type=int, default=2000, help="sample size (2000)")
+    train.add_argument("--seed", type=int, default=0, help="sample and split seed (0)")
+    train.add_argument(
+        "--predictor", type=Path, default=Path("configs/predictor/minilm.yaml"), metavar="YAML"
+    )
+    train.add_argument(
+        "--training", type=Path, default=Path("configs/training/default.yaml"), metavar="YAML"
+    )
+    train.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
+    train.add_argument("--device", default="auto", help="for the Y-Encoder (default auto)")
+    train.add_argument("--out", type=Path, default=Path("outputs/run"), help="output folder")
+    train.add_argument("--resume", action="store_true", help="continue from --out's last.ckpt")
+    train.set_defaults(command=_train)
+    _add_common_options(train)
+
+
+def _add_common_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    command.add_argument("--quiet", action="store_true", help="log warnings only")
+
+
+def _configure_logging(*, quiet: bool) -> None:
+    """Progress goes to stderr, so stdout holds only the result."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+    logging.getLogger("prime_model").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415 - heavy imports only when the command runs
+
+    from prime_model.data import read_turns  # noqa: PLC0415
+    from prime_model.encode.encoders import (  # noqa: PLC0415
+        EncoderConfig,
+        SentenceTransformerEncoder,
+        check_encoder_fits,
+    )
+    from prime_model.encode.encoding import encode_turns  # noqa: PLC0415
+    from prime_model.evaluate.evaluation import evaluate  # noqa: PLC0415
+
+    # cheapest checks first: a typo in a path must not wait for the encoder to load
+    turns = read_turns(args.data, args.format, target=args.target)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = _load_for_evaluation(args.model, args.backend, device)
+    encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=device))
+    check_encoder_fits(encoder, model.config)
+    n_max = model.config.max_context_length
+    encoded = encode_turns(turns, encoder, n_max)
+    table = evaluate(model, encoded, turns, encoder, max_context_length=n_max)
+    if args.html is not None:
+        write_text(args.html, table.to_html())
+        logger.info("wrote the HTML report to %s", args.html)
+    if args.json:
+        sys.stdout.write(json.dumps(table.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(table.to_markdown())
+    return 0
+
+
+def _load_for_evaluation(path: Path, backend: str | None, device: str) -> EmbeddingPredictor:
+    """The checkpoint's model (eager), or any backend behind the model's interface."""
+    from prime_model.checkpoint import load_checkpoint  # noqa: PLC0415
+    from prime_model.serve.inference import PredictorModule  # noqa: PLC0415
+    from prime_model.serve.optimized import create_predictor  # noqa: PLC0415
+
+    if path.is_file() or path.suffix == ".onnx":
+        return PredictorModule(create_predictor(path, backend or "auto", "cpu"))
+    checkpoint = load_checkpoint(path, device=device)
+    if backend in (None, "eager"):
+        return checkpoint.model
+    return PredictorModule(create_predictor(checkpoint, backend, device))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from prime_model.config import PredictorConfig, TrainingConfig  # noqa: PLC0415
+    from prime_model.data import SampleConfig, ValidationConfig, generate_sample, read_turns  # noqa: PLC0415
+    from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
+    from prime_model.train.workflow import train_and_evaluate  # noqa: PLC0415
+
+    predictor = PredictorConfig.from_yaml(args.predictor)
+    training = TrainingConfig.from_yaml(args.training)
+    sample = args.data == "sample"
+    if sample:
+        turns = generate_sample(SampleConfig(num_conversations=args.conversations, seed=args.seed))
+    else:
+        turns = read_turns(args.data, args.format, target=args.target)
+    encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=args.device))
+    validation = ValidationConfig(
+        max_context_length=predictor.max_context_length, history_matches_turn=sample
+    )
+    result = train_and_evaluate(
+        turns, encoder, predictor, training, args.out,
+        validation_config=validation, split_seed=args.seed, resume=args.resume,
+    )  # fmt: skip
+    for name, path in result.reports.items():
+        logger.info("%s report: %s", name, path)
+    logger.info("model: %s", result.training.checkpoint_dir)
+    sys.stdout.write(result.evaluation.to_markdown())
+    return 0

@@ -1,0 +1,1 @@
+"""Y-Encoders (frozen sentence encoders) and the EncodedTurns they produce."""

@@ -1,0 +1,214 @@
+"""Turn tables -> tensors: every unique text is encoded once, then gathered into a bundle.
+
+Histories repeat across the turns of a conversation and passages repeat across conversations, so
+encoding unique texts (across all splits at once) is what keeps the default run in minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from prime_model.atomic import atomic_file
+from prime_model.data.schema import truncate_histories
+from prime_model.encode.encoders import YEncoder
+from prime_model.errors import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "prime-encoded-turns"
+FORMAT_VERSION = "1"
+_TENSORS = ("context", "context_mask", "query", "target", "target_index", "corpus", "turns")
+
+
+@dataclass(frozen=True)
+class EncodedTurns:
+    """Everything training and evaluation read, with no text left: M turns, K unique targets.
+
+    context (M×N×D, zero-padded, oldest turn first), context_mask (M×N, True = real turn),
+    query (M×D), target (M×D), target_index (M,) into corpus (K×D), plus ids for reporting.
+    """
+
+    context: Tensor
+    context_mask: Tensor
+    query: Tensor
+    target: Tensor
+    target_index: Tensor
+    corpus: Tensor
+    conversation_ids: list[str]
+    turns: Tensor
+    corpus_ids: list[str]
+    encoder_name: str
+    dim: int
+
+    def __post_init__(self) -> None:
+        m, n = self.context_mask.shape
+        expected = {
+            "context": (m, n, self.dim),
+            "query": (m, self.dim),
+            "target": (m, self.dim),
+            "target_index": (m,),
+            "turns": (m,),
+            "corpus": (len(self.corpus_ids), self.dim),
+        }
+        wrong = [
+            f"{name} {tuple(getattr(self, name).shape)} != {shape}"
+            for name, shape in expected.items()
+            if tuple(getattr(self, name).shape) != shape
+        ]
+        if len(self.conversation_ids) != m:
+            wrong.append(f"{len(self.conversation_ids)} conversation_ids for {m} turns")
+        if wrong:
+            raise DataValidationError(f"inconsistent EncodedTurns: {'; '.join(wrong)}")
+
+    def __len__(self) -> int:
+        return int(self.query.shape[0])
+
+    def fingerprint(self) -> str:
+        """sha256 of every tensor and id: equal fingerprints mean identical training data."""
+        digest = hashlib.sha256(f"{self.encoder_name}:{self.dim}".encode())
+        for name in _TENSORS:
+            digest.update(getattr(self, name).contiguous().numpy().tobytes())
+        for ids in (self.conversation_ids, self.corpus_ids):
+            digest.update(json.dumps(ids).encode())
+        return digest.hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        """One safetensors file (ids and encoder in its JSON header); atomic, no pickle."""
+        path = Path(path)
+        tensors = {name: getattr(self, name).contiguous() for name in _TENSORS}
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "encoder_name": self.encoder_name,
+            "dim": str(self.dim),
+            "conversation_ids": json.dumps(self.conversation_ids),
+            "corpus_ids": json.dumps(self.corpus_ids),
+        }
+        with atomic_file(path) as staging:
+            save_file(tensors, str(staging), metadata=header)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EncodedTurns:
+        path = Path(path)
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as handle:
+                header = handle.metadata() or {}
+        except (SafetensorError, OSError) as exc:
+            raise DataValidationError(
+                f"{path}: not a readable encoded-turns file ({exc})"
+            ) from None
+        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+            raise DataValidationError(
+                f"{path}: expected {FORMAT} version {FORMAT_VERSION}, got "
+                f"{header.get('format')!r} version {header.get('format_version')!r}"
+            )
+        missing = sorted(set(_TENSORS) - set(tensors))
+        if missing:
+            raise DataValidationError(f"{path}: missing tensors {missing}")
+        return cls(
+            **{name: tensors[name] for name in _TENSORS},
+            conversation_ids=json.loads(header["conversation_ids"]),
+            corpus_ids=json.loads(header["corpus_ids"]),
+            encoder_name=header["encoder_name"],
+            dim=int(header["dim"]),
+        )
+
+
+class TextTable:
+    """Unique texts -> row of one embedding matrix (plus a zero row for padding at the end)."""
+
+    def __init__(self, texts: Iterable[str], encoder: YEncoder) -> None:
+        unique = list(dict.fromkeys(texts))
+        vectors = encoder.encode(unique)
+        if vectors.shape != (len(unique), encoder.dim) or not np.isfinite(vectors).all():
+            raise DataValidationError(
+                f"Y-Encoder {encoder.name!r} returned an array of shape {vectors.shape} "
+                f"(finite: {bool(np.isfinite(vectors).all())}); expected ({len(unique)}, "
+                f"{encoder.dim}) finite values"
+            )
+        self.row = {text: i for i, text in enumerate(unique)}
+        padded = np.vstack([vectors, np.zeros((1, encoder.dim), dtype=np.float32)])
+        self.vectors = torch.from_numpy(padded)  # (U+1, D); row U is the padding vector
+        self.encoder_name, self.dim = encoder.name, encoder.dim
+
+    def gather(self, texts: Iterable[str]) -> Tensor:
+        return self.vectors[[self.row[t] for t in texts]]
+
+    def gather_histories(self, histories: Sequence[list[str]]) -> tuple[Tensor, Tensor]:
+        """(M×N×D context zero-padded after the turns, M×N mask), N the longest history."""
+        n = max((len(h) for h in histories), default=0)
+        pad = len(self.row)
+        rows = torch.full((len(histories), n), pad, dtype=torch.long)  # rows of self.vectors
+        for i, history in enumerate(histories):
+            rows[i, : len(history)] = torch.tensor([self.row[t] for t in history], dtype=torch.long)
+        return self.vectors[rows], rows != pad
+
+
+def _texts(frame: pd.DataFrame) -> Iterable[str]:
+    for history in frame["history"]:
+        yield from history
+    yield from frame["query"]
+    yield from frame["target"]
+
+
+def encode_splits(
+    splits: Mapping[str, pd.DataFrame], encoder: YEncoder, max_context_length: int
+) -> dict[str, EncodedTurns]:
+    """Encode each split's turns, calling the encoder once for the union of their unique texts.
+
+    Histories keep their ``max_context_length`` most recent turns.
+    """
+    kept = {name: truncate_histories(f, max_context_length) for name, f in splits.items()}
+    table = TextTable((t for frame in kept.values() for t in _texts(frame)), encoder)
+    logger.info("encoded %d unique texts with %s", len(table.row), encoder.name)
+    return {name: _assemble(frame, table, name) for name, frame in kept.items()}
+
+
+def encode_turns(turns: pd.DataFrame, encoder: YEncoder, max_context_length: int) -> EncodedTurns:
+    """Encode one turn table; histories keep their ``max_context_length`` most recent turns."""
+    return encode_splits({"turns": turns}, encoder, max_context_length)["turns"]
+
+
+def _assemble(frame: pd.DataFrame, table: TextTable, name: str) -> EncodedTurns:
+    if frame.empty:
+        raise DataValidationError(f"{name}: no turns to encode; expected at least one row")
+    context, context_mask = table.gather_histories(frame["history"].tolist())
+    corpus_texts = list(dict.fromkeys(frame["target"]))
+    corpus_row = {text: k for k, text in enumerate(corpus_texts)}
+    first_id: dict[str, object] = {}
+    for text, target_id in zip(frame["target"], frame["target_id"], strict=True):
+        first_id.setdefault(text, target_id)
+    return EncodedTurns(
+        context=context,
+        context_mask=context_mask,
+        query=table.gather(frame["query"]),
+        target=table.gather(frame["target"]),
+        target_index=torch.tensor([corpus_row[t] for t in frame["target"]], dtype=torch.long),
+        corpus=table.gather(corpus_texts),
+        conversation_ids=[str(c) for c in frame["conversation_id"]],
+        turns=torch.tensor(frame["turn"].to_numpy(), dtype=torch.long),
+        corpus_ids=[_corpus_id(first_id[t], t) for t in corpus_texts],
+        encoder_name=table.encoder_name,
+        dim=table.dim,
+    )
+
+
+def _corpus_id(target_id: object, text: str) -> str:
+    """The given target_id, else a stable id from the text (so ids exist for every target)."""
+    if isinstance(target_id, str) and target_id:
+        return target_id
+    return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]  # noqa: S324 - an id

@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics, the baselines, the report and the promotion gate."""

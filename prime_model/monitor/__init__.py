@@ -1,0 +1,1 @@
+"""Monitoring: embedding drift and the retraining decision."""

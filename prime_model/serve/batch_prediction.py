@@ -1,0 +1,107 @@
+"""Batch prediction: turns (no target needed) -> one predicted embedding per turn, as Parquet.
+
+Any backend with ``predict(context, query, context_mask) -> numpy`` does the math (eager, compiled
+or ONNX Runtime, see :func:`prime_model.serve.optimized.create_predictor`); this module only
+encodes the inputs once per unique text and keeps rows and ids aligned.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from torch import Tensor
+
+from prime_model.atomic import atomic_file
+from prime_model.config import PredictorConfig
+from prime_model.data.schema import truncate_histories
+from prime_model.encode.encoders import YEncoder
+from prime_model.encode.encoding import TextTable
+from prime_model.errors import DataValidationError, PrimeError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_COLUMN = "embedding"
+
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class Predicts(Protocol):
+    """The inference interface every backend offers."""
+
+    @property
+    def config(self) -> PredictorConfig: ...
+
+    def predict(
+        self,
+        context: np.ndarray | Tensor,
+        query: np.ndarray | Tensor,
+        context_mask: np.ndarray | Tensor,
+    ) -> np.ndarray: ...
+
+
+def predict_turns(
+    turns: pd.DataFrame,
+    predictor: Predicts,
+    encoder: YEncoder,
+    batch_size: int | None = None,
+) -> pd.DataFrame:
+    """``conversation_id``, ``turn`` and ``embedding`` (float32 list) for every turn, in order.
+
+    Histories keep the model's ``max_context_length`` most recent turns, as in training; batches
+    are at most ``batch_size`` and never above the model's ``max_batch_size``.
+    """
+    if turns.empty:
+        raise DataValidationError("no turns to predict; expected at least one row")
+    if batch_size is not None and batch_size < 1:
+        raise DataValidationError(f"batch_size={batch_size}; expected a positive integer")
+    config = predictor.config
+    limit = config.max_batch_size or DEFAULT_BATCH_SIZE
+    batch_size = min(batch_size or limit, limit)
+    kept = truncate_histories(turns, config.max_context_length)
+    histories: list[list[str]] = kept["history"].tolist()
+    queries: list[str] = kept["query"].tolist()
+    table = TextTable([t for h in histories for t in h] + queries, encoder)
+    chunks = []
+    for start in range(0, len(kept), batch_size):
+        stop = start + batch_size
+        context, mask = table.gather_histories(histories[start:stop])
+        query = table.gather(queries[start:stop])
+        chunks.append(predictor.predict(context.numpy(), query.numpy(), mask.numpy()))
+    embeddings = np.concatenate(chunks).astype(np.float32, copy=False)
+    logger.info("predicted %d embeddings of dimension %d", *embeddings.shape)
+    return pd.DataFrame(
+        {
+            "conversation_id": kept["conversation_id"].to_numpy(),
+            "turn": kept["turn"].to_numpy(),
+            EMBEDDING_COLUMN: list(embeddings),
+        }
+    )
+
+
+def save_embeddings(predictions: pd.DataFrame, path: str | Path) -> Path:
+    """Parquet with a float32 list column (readable by pandas, Arrow, DuckDB, Spark); atomic."""
+    path = Path(path)
+    try:
+        with atomic_file(path) as staging:
+            predictions.to_parquet(staging, index=False)
+    except OSError as exc:  # a parent that is a file, no permission, a full disk
+        raise PrimeError(f"cannot write {path}: {exc}; expected a writable file path") from None
+    return path
+
+
+def load_embeddings(path: str | Path) -> pd.DataFrame:
+    """The frame :func:`save_embeddings` wrote; ``embedding`` cells are float32 arrays."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataValidationError(f"{path}: not a readable embeddings file ({exc})") from None
+    if EMBEDDING_COLUMN not in frame:
+        raise DataValidationError(f"{path}: no {EMBEDDING_COLUMN!r} column; got {list(frame)}")
+    vectors = [np.asarray(v, dtype=np.float32) for v in frame[EMBEDDING_COLUMN]]
+    frame[EMBEDDING_COLUMN] = pd.Series(vectors, index=frame.index, dtype=object)
+    return frame

@@ -1,0 +1,282 @@
+"""Fast inference: :class:`OptimizedPredictor` (torch.compile on static shapes) and
+:func:`create_predictor`, which hides which backend runs behind one ``predict``.
+
+Static shapes are what make compiled graphs pay off: every request is padded up to one of a few
+batch buckets and to ``max_context_length`` turns (padded rows and turns are masked out, so real
+rows do not change), so each bucket is compiled once, in :meth:`OptimizedPredictor.warmup`, and
+reused; on CUDA ``reduce-overhead`` additionally captures each bucket as a CUDA graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias, cast
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from prime_model.checkpoint import PredictorCheckpoint, load_checkpoint
+from prime_model.errors import PredictorError
+from prime_model.model import EmbeddingPredictor
+from prime_model.serve.inference import (
+    BACKENDS,
+    DEFAULT_BUCKETS,
+    Batch,
+    EagerPredictor,
+    FloatArray,
+    InferencePredictor,
+    batch_buckets,
+    bucket_for,
+    model_weight_bytes,
+    to_numpy,
+)
+from prime_model.serve.serving import ServingForward
+
+logger = logging.getLogger(__name__)
+
+Backend: TypeAlias = Literal["auto", "eager", "compiled", "onnx", "onnx-int8"]
+Source: TypeAlias = EmbeddingPredictor | PredictorCheckpoint | str | Path
+
+# Measured on the 2-core CPU at the default preset (batch 1, 10 turns), torch 2.13: inductor with
+# `freezing` (weights folded as constants and pre-packed for oneDNN) was the fastest CPU setting
+# and compiled in half the time of the default mode; max-autotune gained nothing on CPU.
+CPU_COMPILE_OPTIONS: Final[dict[str, Any]] = {"freezing": True}
+# On CUDA: CUDA graphs remove the per-kernel launch cost that dominates a 12-token forward pass.
+CUDA_COMPILE_MODE: Final = "reduce-overhead"
+CUDA_GRAPH_WARMUP_RUNS: Final = 3  # cudagraph trees record on a later call than the first
+
+
+def sdpa_backends(device: torch.device) -> list[SDPBackend]:
+    """Fused flash / memory-efficient kernels on CUDA (math as a last resort), math on CPU,
+    where a 12-token sequence gains nothing from tiling and the math path fuses under inductor."""
+    if device.type == "cuda":
+        return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return [SDPBackend.MATH]
+
+
+class OptimizedPredictor(InferencePredictor):
+    """The model in eval mode behind ``torch.compile``, on static batch buckets and context length.
+
+    ``compile=False`` (or a failing ``torch.compile``, logged as a warning) runs the same static
+    shapes eagerly, so a platform without a working compiler still serves. ``dtype`` (e.g.
+    ``torch.bfloat16`` on CUDA) runs the matmuls under autocast; outputs are always float32.
+    The wrapped model is moved to ``device`` and put in eval mode.
+    """
+
+    def __init__(
+        self,
+        model: EmbeddingPredictor,
+        *,
+        device: str | torch.device | None = None,
+        buckets: Sequence[int] = DEFAULT_BUCKETS,
+        compile: bool = True,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        target = torch.device(device) if device is not None else model.pred_token.device
+        super().__init__(model.config, target, "compiled")
+        self.model = model.to(target).eval()
+        self.buckets = batch_buckets(model.config.max_batch_size, buckets)
+        self.context_length = model.config.max_context_length
+        self.dtype = dtype
+        self.sdpa_backends = sdpa_backends(target)
+        self.serving = ServingForward(self.model)
+        self.fallback_reason: str | None = None
+        self._warm: set[int] = set()
+        self._compiled: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+        if compile:
+            self._compiled = self._compile()
+
+    @property
+    def compiled(self) -> bool:
+        """False once compilation failed (or was never asked for): the eager path serves."""
+        return self._compiled is not None
+
+    @property
+    def warm_buckets(self) -> tuple[int, ...]:
+        return tuple(sorted(self._warm))
+
+    @property
+    def weight_bytes(self) -> int:
+        return model_weight_bytes(self.model)
+
+    def _compile(self) -> Callable[[Tensor, Tensor, Tensor], Tensor] | None:
+        try:
+            if self.device.type == "cuda":
+                return torch.compile(
+                    self._forward, mode=CUDA_COMPILE_MODE, dynamic=False, fullgraph=True
+                )
+            return torch.compile(
+                self._forward, options=dict(CPU_COMPILE_OPTIONS), dynamic=False, fullgraph=True
+            )
+        except Exception as exc:  # any compiler/platform failure: serve eagerly instead
+            self._fall_back(exc)
+            return None
+
+    def _fall_back(self, exc: BaseException) -> None:
+        text = " ".join(str(exc).split())  # inductor's messages span lines; keep them readable
+        self.fallback_reason = f"{type(exc).__name__}: {text}"[:300]
+        logger.warning(
+            "torch.compile failed (%s); serving this predictor eagerly on the same static shapes",
+            self.fallback_reason,
+        )
+        self._compiled = None
+
+    def _forward(self, context: Tensor, query: Tensor, context_mask: Tensor) -> Tensor:
+        with sdpa_kernel(self.sdpa_backends):
+            if self.dtype is None:
+                return cast(Tensor, self.serving(context, query, context_mask))
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                return cast(Tensor, self.serving(context, query, context_mask)).float()
+
+    def _run(self, batch: Batch, *, first: bool = False) -> FloatArray:
+        """One padded bucket through the compiled graph (eager if compilation fails).
+
+        ``first``: this call compiles; the compiler's own deprecation warnings (torch internals
+        importing torch.jit) are silenced so that ``-W error`` does not turn them into failures.
+        """
+        args = (
+            torch.from_numpy(batch.context).to(self.device),
+            torch.from_numpy(batch.query).to(self.device),
+            torch.from_numpy(batch.context_mask).to(self.device),
+        )
+        with torch.inference_mode():
+            if self._compiled is not None:
+                try:
+                    with warnings.catch_warnings():
+                        if first:
+                            warnings.simplefilter("ignore", DeprecationWarning)
+                        return to_numpy(self._compiled(*args))
+                except Exception as exc:  # compile errors surface on the first call
+                    self._fall_back(exc)
+            return to_numpy(self._forward(*args))
+
+    def _predict(self, batch: Batch) -> FloatArray:
+        largest = self.buckets[-1]
+        outputs = []
+        for start in range(0, batch.size, largest):
+            part = batch.rows(start, start + largest)
+            bucket = bucket_for(part.size, self.buckets)
+            padded = part.padded(bucket, self.context_length)
+            outputs.append(self._run(padded, first=bucket not in self._warm)[: part.size])
+            self._warm.add(bucket)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def warmup(self) -> None:
+        """Compile (and on CUDA capture) every bucket now; buckets already warm are skipped."""
+        D = self.config.input_dim
+        for bucket in self.buckets:
+            if bucket in self._warm:
+                continue
+            dummy = Batch(
+                np.zeros((bucket, self.context_length, D), dtype=np.float32),
+                np.zeros((bucket, D), dtype=np.float32),
+                np.ones((bucket, self.context_length), dtype=np.bool_),
+            )
+            runs = CUDA_GRAPH_WARMUP_RUNS if self.device.type == "cuda" and self.compiled else 1
+            for run in range(runs):
+                self._run(dummy, first=run == 0)
+            self._warm.add(bucket)
+            logger.debug("warmed up batch bucket %d (compiled=%s)", bucket, self.compiled)
+
+
+def resolve_device(
+    device: str | torch.device | None, model: EmbeddingPredictor | None
+) -> torch.device:
+    """None: the model's device (CPU for a file); "auto": CUDA when available, else CPU."""
+    if device is None:
+        return model.pred_token.device if model is not None else torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise PredictorError(f"invalid device {device!r}: {exc}") from None
+
+
+def auto_backend(device: torch.device) -> str:
+    """Fastest measured backend for the device: CUDA graphs on CUDA; ONNX Runtime (fp32, exact
+    parity) on CPU, where torch.compile measured no faster than eager. int8 is never picked
+    silently: it must pass the Recall@10 check in
+    :func:`prime_model.serve.quantize.quantize_onnx`."""
+    if device.type == "cuda":
+        return "compiled"
+    try:
+        import onnxruntime  # noqa: F401, PLC0415 - optional at runtime
+    except ImportError:
+        return "compiled"
+    return "onnx"
+
+
+def create_predictor(
+    source: Source,
+    backend: Backend | str = "auto",
+    device: str | torch.device | None = None,
+    *,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    threads: int | None = None,
+) -> InferencePredictor:
+    """One inference interface over a model, a checkpoint (directory) or an exported ``.onnx``.
+
+    ``backend``: "eager", "compiled" (:class:`OptimizedPredictor`), "onnx" (ONNX Runtime fp32),
+    "onnx-int8" (dynamic int8; from a model or fp32 file it is quantised on the fly without the
+    Recall@10 check, which :func:`~prime_model.serve.quantize.quantize_onnx` does) or "auto".
+    ONNX files are verified against their embedded metadata before they run. ``threads``: ONNX
+    Runtime intra-op threads (default: torch's, i.e. the physical cores).
+    """
+    if backend != "auto" and backend not in BACKENDS:
+        raise PredictorError(f"unknown backend {backend!r}; expected auto or one of {BACKENDS}")
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.is_file() or path.suffix == ".onnx":
+            return _onnx_file_predictor(path, backend, device, threads)
+        source = load_checkpoint(path)
+    if isinstance(source, PredictorCheckpoint):
+        model, weights_sha256 = source.model, source.metadata.weights_sha256
+    elif isinstance(source, EmbeddingPredictor):
+        model, weights_sha256 = source, None
+    else:
+        raise PredictorError(
+            f"cannot build a predictor from a {type(source).__name__}; expected an "
+            "EmbeddingPredictor, a PredictorCheckpoint, a checkpoint directory or a .onnx file"
+        )
+    target = resolve_device(device, model)
+    chosen = auto_backend(target) if backend == "auto" else backend
+    logger.info("inference backend: %s on %s", chosen, target)
+    if chosen == "eager":
+        return EagerPredictor(model, target)
+    if chosen == "compiled":
+        return OptimizedPredictor(model, device=target, buckets=buckets)
+    from prime_model.serve.export import onnx_predictor  # noqa: PLC0415 - onnx is heavy
+
+    return onnx_predictor(
+        model,
+        int8=chosen == "onnx-int8",
+        device=target,
+        threads=threads,
+        weights_sha256=weights_sha256,
+    )
+
+
+def _onnx_file_predictor(
+    path: Path, backend: str, device: str | torch.device | None, threads: int | None
+) -> InferencePredictor:
+    if backend in ("eager", "compiled"):
+        raise PredictorError(
+            f"backend {backend!r} needs the torch model (a checkpoint directory); {path} is an "
+            "ONNX file, which runs with backend onnx, onnx-int8 or auto"
+        )
+    if path.suffix != ".onnx":
+        raise PredictorError(
+            f"{path} is a file but not a .onnx model; expected a checkpoint directory or .onnx"
+        )
+    from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415 - onnx is heavy
+
+    predictor = OnnxPredictor.from_file(path, device=resolve_device(device, None), threads=threads)
+    if backend == "onnx-int8" and predictor.backend != "onnx-int8":
+        return predictor.quantized()
+    return predictor

@@ -1,0 +1,95 @@
+"""The models a trained checkpoint ships for serving: verified fp32 ONNX and, when retrieval
+holds, int8 ONNX; and which of them answers a request for a backend.
+
+Kept in memory (bytes + verified metadata) so that the pipeline stores them as artifacts and
+batch inference picks the fastest accepted one without re-exporting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prime_model.checkpoint import PredictorCheckpoint
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.errors import PredictorError
+from prime_model.serve.export import export_verified
+from prime_model.serve.inference import BACKENDS, InferencePredictor
+from prime_model.serve.int8 import DEFAULT_OPTIONS, QuantizationOptions
+from prime_model.serve.onnx_file import VerifiedOnnx
+from prime_model.serve.onnx_graph import DEFAULT_OPSET, MIN_OPSET
+from prime_model.serve.onnx_runtime import OnnxPredictor
+from prime_model.serve.optimized import create_predictor, resolve_device
+from prime_model.serve.quantize import RECALL_TOLERANCE, QuantizationResult, judge_quantization
+
+logger = logging.getLogger(__name__)
+
+AUTO: Final = "auto"
+
+
+class ExportConfig(BaseModel):
+    """How ``export_onnx`` exports and whether it tries int8."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    opset: int = Field(DEFAULT_OPSET, ge=MIN_OPSET, description="ONNX opset of the fp32 export")
+    int8: bool = Field(True, description="also quantise; kept only if Recall@10 holds")
+    quantization: QuantizationOptions = DEFAULT_OPTIONS
+    tolerance: float = Field(RECALL_TOLERANCE, ge=0.0, description="allowed Recall@10 drop")
+
+
+@dataclass(frozen=True)
+class ServingModels:
+    fp32: VerifiedOnnx
+    int8: VerifiedOnnx | None  # None: not tried, or rejected (see quantization)
+    quantization: QuantizationResult | None
+
+
+def export_serving_models(
+    checkpoint: PredictorCheckpoint, evaluation: EncodedTurns, config: ExportConfig
+) -> ServingModels:
+    """fp32 export checked against eager on random and on ``evaluation`` inputs; int8 judged by
+    Recall@10 on ``evaluation`` (the held-out split) and dropped when it falls short."""
+    fp32 = export_verified(
+        checkpoint.model,
+        opset=config.opset,
+        weights_sha256=checkpoint.metadata.weights_sha256,
+        reference_inputs=evaluation,
+    )
+    if not config.int8:
+        return ServingModels(fp32, None, None)
+    int8, verdict = judge_quantization(
+        fp32, evaluation, options=config.quantization, tolerance=config.tolerance
+    )
+    return ServingModels(fp32, int8 if verdict.accepted else None, verdict)
+
+
+def serving_predictor(
+    checkpoint: PredictorCheckpoint,
+    backend: str = AUTO,
+    *,
+    onnx_fp32: VerifiedOnnx | None = None,
+    onnx_int8: VerifiedOnnx | None = None,
+    device: str | None = None,
+) -> InferencePredictor:
+    """The predictor for ``backend``, preferring the stored exports over exporting anew.
+
+    ``auto`` on CPU: the accepted int8 model, else fp32 ONNX, else whatever
+    :func:`create_predictor` picks for the checkpoint. On CUDA ``auto`` leaves it to
+    ``create_predictor`` (compiled + CUDA graphs). ``onnx``/``onnx-int8`` use the stored file
+    of that kind when there is one; ``eager``/``compiled`` always run the checkpoint.
+    """
+    if backend != AUTO and backend not in BACKENDS:
+        raise PredictorError(f"unknown backend {backend!r}; expected auto or one of {BACKENDS}")
+    target = resolve_device(device, None)
+    stored = {"onnx": onnx_fp32, "onnx-int8": onnx_int8}
+    if backend == AUTO and target.type == "cpu":
+        backend = "onnx-int8" if onnx_int8 is not None else "onnx"
+    chosen = stored.get(backend)
+    if chosen is not None:
+        logger.info("inference backend: stored %s model (%s)", backend, chosen.sha256[:12])
+        return OnnxPredictor(chosen, device=target)
+    return create_predictor(checkpoint, backend, target)

@@ -1,0 +1,1 @@
+"""Training: the loss, the data module, the Lightning module, the trainer and its curves."""

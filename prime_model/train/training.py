@@ -1,0 +1,289 @@
+"""train_predictor: Lightning Trainer + callbacks around the module, ending in a PRIME checkpoint.
+
+Lightning owns the loop, checkpointing (``lightning/last.ckpt`` to resume, the best by
+val/recall@10), early stopping, LR monitoring, the progress bar and CSV logs. The best weights
+are then written as a PRIME checkpoint (safetensors + metadata), the artifact everything else uses.
+Lightning checkpoints are only ever read back with ``weights_only=True`` (no arbitrary unpickling).
+Under DDP only rank 0 writes the PRIME checkpoint; :mod:`prime_model.train.strategy` picks the
+strategy.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import pickle
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L  # noqa: N812
+import torch
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+)
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+from prime_model.checkpoint import save_checkpoint
+from prime_model.config import PredictorConfig, TrainingConfig
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.errors import CheckpointError, ConfigError
+from prime_model.model import EmbeddingPredictor
+from prime_model.train.datamodule import PredictorDataModule
+from prime_model.train.lightning_module import PredictorLightningModule
+from prime_model.train.strategy import lightning_strategy, process_count
+
+logger = logging.getLogger(__name__)
+
+MONITOR = "val/recall@10"
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Where the best model went, how it scored, and every logged value per step/epoch."""
+
+    checkpoint_dir: Path
+    best_metrics: dict[str, float]
+    history: list[dict[str, float]]
+    lightning_dir: Path
+
+
+def train_predictor(
+    encoded_train: EncodedTurns,
+    encoded_val: EncodedTurns,
+    predictor_config: PredictorConfig,
+    training_config: TrainingConfig,
+    output_dir: str | Path,
+    *,
+    resume: bool = False,
+    metadata: dict[str, Any] | None = None,
+    inside_pipeline: bool = False,
+) -> TrainingResult:
+    """Train, keep the best epoch by val/recall@10, save it to ``output_dir/model``.
+
+    ``inside_pipeline``: launched from a pipeline step, where ranks must be spawned, never
+    started by re-running the launching command (see :mod:`prime_model.train.strategy`).
+    """
+    output_dir = Path(output_dir)
+    _check_fit(encoded_train, predictor_config, training_config)
+    L.seed_everything(training_config.seed, workers=True, verbose=False)
+    module = PredictorLightningModule(predictor_config, training_config)
+    datamodule = PredictorDataModule(
+        encoded_train,
+        encoded_val,
+        training_config.batch_size,
+        val_batch_size=predictor_config.max_batch_size,
+        seed=training_config.seed,
+        num_workers=training_config.num_workers,
+    )
+    lightning_dir = output_dir / "lightning"
+    # saved after each validation (never mid-epoch), so last.ckpt always has its metrics
+    best = ModelCheckpoint(
+        dirpath=lightning_dir,
+        filename="best",
+        monitor=MONITOR,
+        mode="max",
+        save_last=True,
+        save_on_train_epoch_end=False,
+    )
+    csv_logger = CSVLogger(output_dir, name="logs", version="")
+    trainer = L.Trainer(
+        default_root_dir=output_dir,
+        max_epochs=training_config.max_epochs,
+        max_steps=training_config.max_steps or -1,
+        accelerator=training_config.accelerator,
+        devices=training_config.devices,
+        num_nodes=training_config.num_nodes,
+        strategy=lightning_strategy(training_config, inside_pipeline=inside_pipeline),
+        precision=training_config.precision,
+        gradient_clip_val=training_config.gradient_clip_val,
+        callbacks=[
+            best,
+            LearningRateMonitor("step"),
+            RichProgressBar(console_kwargs={"stderr": True}),  # stdout is for results
+            *_early_stopping(training_config),
+        ],
+        logger=csv_logger,
+        # small splits have fewer batches (per rank, under DDP) than the interval: log anyway
+        log_every_n_steps=max(
+            1,
+            min(
+                training_config.log_every_n_steps,
+                len(datamodule.train_dataloader()) // (process_count(training_config) or 1),
+            ),
+        ),
+        deterministic=True,
+        enable_model_summary=False,
+    )
+    if inside_pipeline:
+        _refuse_relaunch(trainer, training_config)
+    # one rank clears the previous run's folders; a script-launched ddp run re-enters here per rank
+    ckpt_path = _resume_from(output_dir, resume, clear=trainer.is_global_zero)
+    with warnings.catch_warnings():
+        # resuming reuses both folders on purpose (and the CSV logger appends to metrics.csv,
+        # whatever its "will be deleted" note says); fresh runs have cleared them
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* is not empty")
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # script-launched ddp: every rank gets here; wait until rank 0 has written its logs
+    trainer.strategy.barrier("prime_fit_done")
+    net = _best_net(best, module, predictor_config)
+    history = _read_history(Path(csv_logger.log_dir or output_dir / "logs") / "metrics.csv")
+    best_metrics = _best_epoch(history)
+    checkpoint_dir = output_dir / "model"
+    if trainer.is_global_zero:  # (ddp_spawn: the main process, which got rank 0's results back)
+        save_checkpoint(
+            net,
+            checkpoint_dir,
+            {
+                **(metadata or {}),
+                "metrics": best_metrics,
+                "dataset_fingerprint": {
+                    "train": encoded_train.fingerprint(),
+                    "val": encoded_val.fingerprint(),
+                },
+                "encoder": {"name": encoded_train.encoder_name, "dim": encoded_train.dim},
+                "training_config": training_config.model_dump(),
+                "global_step": _global_step(trainer, lightning_dir),
+            },
+            overwrite=True,
+        )
+        logger.info(
+            "best %s=%.4f saved to %s", MONITOR, best_metrics.get(MONITOR, 0), checkpoint_dir
+        )
+    # the other ranks return only once the checkpoint their result points to exists
+    trainer.strategy.barrier("prime_checkpoint_saved")
+    return TrainingResult(checkpoint_dir, best_metrics, history, lightning_dir)
+
+
+def _global_step(trainer: L.Trainer, lightning_dir: Path) -> int:
+    """Optimizer steps taken, also after ddp_spawn, where the main process never stepped.
+
+    Lightning hands rank 0's weights and metrics back to the main process, not its loop
+    counters; rank 0's ``last.ckpt`` (saved after the final validation) has them.
+    """
+    last = lightning_dir / "last.ckpt"
+    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher) or not last.exists():
+        return trainer.global_step
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    return int(state["global_step"])
+
+
+def _refuse_relaunch(trainer: L.Trainer, cfg: TrainingConfig) -> None:
+    """Inside a step, re-running the launching command would start another pipeline run.
+
+    The config alone cannot always tell (``devices: auto`` on a multi-GPU node lets Lightning
+    pick ``ddp``), so this checks the launcher Lightning actually chose.
+    """
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher) and trainer.world_size > 1:
+        raise ConfigError(
+            f"strategy={cfg.strategy!r} with devices={cfg.devices!r}, num_nodes={cfg.num_nodes} "
+            f"resolves to {type(trainer.strategy).__name__} on {trainer.world_size} processes, "
+            "which re-runs the launching command (the pipeline) in every extra rank; inside a "
+            "pipeline set strategy: ddp_spawn and devices to a number"
+        )
+
+
+def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path | None:
+    """``last.ckpt`` when resuming; otherwise clear the previous run's logs and checkpoints.
+
+    A fresh run must not append to an old run's history or keep its "best" checkpoint.
+    """
+    last = output_dir / "lightning" / "last.ckpt"
+    if resume and last.exists():
+        _check_resumable(last)
+        logger.info("resuming from %s", last)
+        return last
+    if resume:
+        logger.info("no %s to resume from; starting fresh", last)
+    if not clear:
+        return None
+    for name in ("logs", "lightning"):
+        if (output_dir / name).exists():
+            logger.info("starting fresh: removing the previous run's %s", output_dir / name)
+            shutil.rmtree(output_dir / name)
+    return None
+
+
+def _check_resumable(last: Path) -> None:
+    """Read ``last.ckpt`` the way Lightning will (``weights_only``: never arbitrary unpickling)
+    first, so a foreign, truncated or tampered file is a :class:`CheckpointError`, not a
+    ``pickle.UnpicklingError`` from deep inside ``fit``."""
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{last}: not a Lightning checkpoint that can be resumed safely ({first_line}); "
+            "it was not unpickled. Delete it to start fresh, or train without --resume"
+        ) from None
+    if not isinstance(state, dict) or "global_step" not in state or "state_dict" not in state:
+        raise CheckpointError(
+            f"{last}: not a Lightning training checkpoint (no global_step/state_dict); "
+            "delete it to start fresh, or train without --resume"
+        )
+
+
+def _check_fit(
+    encoded: EncodedTurns, predictor_config: PredictorConfig, training_config: TrainingConfig
+) -> None:
+    """Fail before Lightning starts, with both numbers, rather than deep in a matmul."""
+    dims = (predictor_config.input_dim, predictor_config.output_dim)
+    if dims != (encoded.dim, encoded.dim):
+        raise ConfigError(
+            f"turns were encoded by {encoded.encoder_name} as {encoded.dim}-d embeddings but the "
+            f"predictor has input_dim={dims[0]}, output_dim={dims[1]}"
+        )
+    if training_config.precision == "16-mixed" and not torch.cuda.is_available():
+        raise ConfigError("precision '16-mixed' needs a CUDA GPU; use '32-true' or 'bf16-mixed'")
+
+
+def _early_stopping(cfg: TrainingConfig) -> list[EarlyStopping]:
+    if cfg.early_stopping_patience is None:
+        return []
+    # judged after validation only: a run resumed mid-epoch has no val metric at the epoch's end
+    return [
+        EarlyStopping(
+            monitor=MONITOR,
+            mode="max",
+            patience=cfg.early_stopping_patience,
+            check_on_train_epoch_end=False,
+        )
+    ]
+
+
+def _best_net(
+    best: ModelCheckpoint, module: PredictorLightningModule, config: PredictorConfig
+) -> EmbeddingPredictor:
+    """The best epoch's weights (or the final ones when no validation ran)."""
+    if not best.best_model_path:
+        return module.net
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    net = EmbeddingPredictor(config)
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
+    return net
+
+
+def _best_epoch(history: list[dict[str, float]]) -> dict[str, float]:
+    """Validation metrics of the epoch ModelCheckpoint kept: the first with the highest score."""
+    rows = [row for row in history if MONITOR in row]
+    if not rows:
+        return {}
+    best = max(rows, key=lambda row: row[MONITOR])  # max() keeps the first of equal scores
+    return {k: v for k, v in best.items() if k.startswith("val/") or k in ("epoch", "step")}
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    """CSVLogger's rows (steps and epochs), blanks dropped, as floats."""
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]

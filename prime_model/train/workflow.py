@@ -1,0 +1,87 @@
+"""validate -> split -> encode -> train -> evaluate in one call: the pipeline, no orchestrator.
+
+``prime train`` (and ``make run``) use it; the ZenML pipeline runs the same library functions as
+separate, cached steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from prime_model.atomic import write_text_atomic
+from prime_model.checkpoint import load_checkpoint
+from prime_model.config import PredictorConfig, TrainingConfig
+from prime_model.data.split import split_by_conversation
+from prime_model.data.validation import (
+    TurnValidationError,
+    ValidationConfig,
+    ValidationReport,
+    validate_turns,
+)
+from prime_model.encode.encoders import YEncoder, check_encoder_fits
+from prime_model.encode.encoding import encode_splits
+from prime_model.evaluate.evaluation import evaluate
+from prime_model.evaluate.report import EvaluationTable
+from prime_model.train.training import TrainingResult, train_predictor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    validation: ValidationReport
+    training: TrainingResult
+    evaluation: EvaluationTable
+    reports: dict[str, Path]
+
+
+def train_and_evaluate(
+    turns: pd.DataFrame,
+    encoder: YEncoder,
+    predictor_config: PredictorConfig,
+    training_config: TrainingConfig,
+    output_dir: str | Path,
+    *,
+    validation_config: ValidationConfig | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    split_seed: int = 0,
+    resume: bool = False,
+) -> RunResult:
+    """Train on ``turns`` and score the best model on the held-out test conversations.
+
+    Writes ``validation.html``, ``evaluation.html`` and ``evaluation.md`` beside the model. Bad
+    data stops the run after its validation report is written.
+    """
+    output_dir = Path(output_dir)
+    check_encoder_fits(encoder, predictor_config)
+    validation_config = validation_config or ValidationConfig(
+        max_context_length=predictor_config.max_context_length
+    )
+    validation_html = output_dir / "validation.html"
+    try:
+        report = validate_turns(turns, validation_config)
+    except TurnValidationError as exc:
+        write_text_atomic(validation_html, exc.report.to_html())  # kept for the user to read
+        raise
+    reports = {"validation": write_text_atomic(validation_html, report.to_html())}
+    splits = split_by_conversation(turns, val_fraction, test_fraction, split_seed)
+    logger.info("split by conversation: %s turns", splits.sizes())
+    encoded = encode_splits(
+        {"train": splits.train, "val": splits.val, "test": splits.test},
+        encoder,
+        predictor_config.max_context_length,
+    )
+    result = train_predictor(
+        encoded["train"], encoded["val"], predictor_config, training_config, output_dir,
+        resume=resume, metadata={"splits": splits.sizes()},
+    )  # fmt: skip
+    model = load_checkpoint(result.checkpoint_dir).model
+    table = evaluate(model, encoded["test"], splits.test, encoder)
+    reports["evaluation"] = write_text_atomic(output_dir / "evaluation.html", table.to_html())
+    reports["evaluation_md"] = write_text_atomic(output_dir / "evaluation.md", table.to_markdown())
+    return RunResult(report, result, table, reports)

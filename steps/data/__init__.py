@@ -1,0 +1,1 @@
+"""Data steps: load, validate, split and encode the turns."""

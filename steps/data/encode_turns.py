@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from zenml import step
+
+from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.encoding import EncodedTurns, encode_splits
+from steps.materializers import EncodedTurnsMaterializer
+
+ENCODED_NAMES = ("encoded_train", "encoded_val", "encoded_test")
+EncodedOutputs = tuple[
+    Annotated[EncodedTurns, "encoded_train"],
+    Annotated[EncodedTurns, "encoded_val"],
+    Annotated[EncodedTurns, "encoded_test"],
+]
+
+
+# one entry per output: ZenML hashes outputs in this order, and a bare class gave a random one
+@step(output_materializers=dict.fromkeys(ENCODED_NAMES, EncodedTurnsMaterializer))
+def encode_turns(
+    train_turns: pd.DataFrame,
+    val_turns: pd.DataFrame,
+    test_turns: pd.DataFrame,
+    encoder: EncoderConfig,
+    max_context_length: int,
+) -> EncodedOutputs:
+    """Each unique text once, with the frozen Y-Encoder; cached across training changes."""
+    splits = {"train": train_turns, "val": val_turns, "test": test_turns}
+    encoded = encode_splits(splits, SentenceTransformerEncoder(encoder), max_context_length)
+    return encoded["train"], encoded["val"], encoded["test"]

@@ -1,0 +1,1 @@
+"""Evaluation against the baselines and the promotion gate."""

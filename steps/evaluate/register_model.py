@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+from zenml.enums import ModelStages
+
+from prime_model.bench.latency import LatencyBenchmark
+from prime_model.evaluate.promotion import GateConfig, PromotionDecision, decide_promotion
+from prime_model.evaluate.report import BASELINES, MODEL, EvaluationTable
+from prime_model.serve.quantize import QuantizationResult
+
+
+@step(enable_cache=False)  # a decision with side effects: taken anew for every version
+def register_model(
+    evaluation: EvaluationTable,
+    gate: GateConfig,
+    latency: LatencyBenchmark | None = None,
+    quantization: QuantizationResult | None = None,
+) -> Annotated[PromotionDecision, "promotion"]:
+    """Promote this run's model version to production only if it passes the quality gate.
+
+    ``latency`` and ``quantization`` make the gate wait for export and benchmark (a model that
+    cannot be exported never reaches production) and are recorded on every version, cached or not.
+    """
+    model = get_step_context().model
+    serving: dict[str, Any] = {}
+    if latency is not None:
+        serving["latency"] = latency.summary()
+    if quantization is not None:
+        serving["int8"] = quantization.model_dump(mode="json")
+    if serving:
+        log_metadata(metadata=serving, model_name=model.name, model_version=str(model.version))
+    return apply_gate(model.name, str(model.version), evaluation, gate)
+
+
+def apply_gate(
+    model_name: str, version: str, evaluation: EvaluationTable, gate: GateConfig
+) -> PromotionDecision:
+    """Compare with the floor, the best baseline and production; record the decision."""
+    score = evaluation.rows[MODEL][gate.metric]
+    best_baseline = max(evaluation.rows[name][gate.metric] for name in BASELINES)
+    decision = decide_promotion(score, best_baseline, production_score(model_name, gate), gate)
+    if decision.promote:
+        version_ = Client().get_model_version(model_name, version)
+        version_.set_stage(ModelStages.PRODUCTION, force=True)
+    # logged here, not in evaluate_predictor: this step runs for every version, even when the
+    # evaluation is cached, so every version carries the score the next gate compares with
+    log_metadata(
+        metadata={
+            gate.metric: score,
+            "evaluation": evaluation.rows,
+            "best_baseline": evaluation.best_baseline,
+            "promotion": decision.model_dump(),
+        },
+        model_name=model_name,
+        model_version=version,
+    )
+    return decision
+
+
+def production_score(model_name: str, gate: GateConfig) -> float | None:
+    """The gate metric of the version now in production, None when there is none."""
+    try:
+        current = Client().get_model_version(model_name, ModelStages.PRODUCTION)
+    except KeyError:
+        return None
+    value = current.run_metadata.get(gate.metric)
+    return float(value) if isinstance(value, int | float) else None

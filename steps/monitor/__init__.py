@@ -1,0 +1,1 @@
+"""Retraining: encode new turns, detect drift, decide, combine the data."""

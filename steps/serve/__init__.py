@@ -1,0 +1,1 @@
+"""Export, latency benchmark and batch prediction."""

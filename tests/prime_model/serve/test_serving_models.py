@@ -1,0 +1,109 @@
+"""Exports stored for serving, and which of them answers a backend request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from prime_model import PredictorError, load_checkpoint, save_checkpoint
+from prime_model.checkpoint import PredictorCheckpoint
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.serve.inference import EagerPredictor
+from prime_model.serve.onnx_file import VerifiedOnnx
+from prime_model.serve.onnx_runtime import OnnxPredictor
+from prime_model.serve.quantize import QuantizationResult, judge_quantization
+from prime_model.serve.serving_models import (
+    ExportConfig,
+    ServingModels,
+    export_serving_models,
+    serving_predictor,
+)
+from tests.conftest import make_encoded
+from tests.prime_model.serve.inference_support import CONFIG, eager, random_inputs, tiny_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> PredictorCheckpoint:
+    return load_checkpoint(save_checkpoint(tiny_model(), tmp_path_factory.mktemp("ckpt") / "m"))
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> EncodedTurns:
+    return make_encoded(m=40, n=CONFIG.max_context_length, d=CONFIG.input_dim, k=30)
+
+
+@pytest.fixture(scope="module")
+def models(checkpoint: PredictorCheckpoint, evaluation: EncodedTurns) -> ServingModels:
+    return export_serving_models(checkpoint, evaluation, ExportConfig())
+
+
+def test_exports_fp32_and_keeps_int8_only_when_accepted(
+    models: ServingModels, checkpoint: PredictorCheckpoint
+) -> None:
+    assert models.fp32.metadata.kind == "fp32"
+    assert models.fp32.metadata.weights_sha256 == checkpoint.metadata.weights_sha256
+    assert models.quantization is not None
+    assert models.quantization.accepted == (models.int8 is not None)
+    assert models.int8 is not None and models.int8.metadata.kind == "int8"  # a random tiny model
+    assert models.int8.weight_bytes < models.fp32.weight_bytes
+
+
+def test_int8_off_and_rejected_int8_are_not_kept(
+    checkpoint: PredictorCheckpoint, evaluation: EncodedTurns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off = export_serving_models(checkpoint, evaluation, ExportConfig(int8=False))
+    assert off.int8 is None and off.quantization is None
+
+    from prime_model.serve import serving_models  # noqa: PLC0415
+
+    real = judge_quantization
+
+    def rejecting(*args: Any, **kwargs: Any) -> tuple[VerifiedOnnx, QuantizationResult]:
+        int8, verdict = real(*args, **kwargs)
+        return int8, verdict.model_copy(update={"accepted": False})
+
+    monkeypatch.setattr(serving_models, "judge_quantization", rejecting)
+    rejected = export_serving_models(checkpoint, evaluation, ExportConfig())
+    assert rejected.int8 is None
+    assert rejected.quantization is not None and not rejected.quantization.accepted
+
+
+def test_auto_prefers_stored_int8_then_fp32(
+    models: ServingModels, checkpoint: PredictorCheckpoint
+) -> None:
+    auto = serving_predictor(checkpoint, onnx_fp32=models.fp32, onnx_int8=models.int8)
+    assert isinstance(auto, OnnxPredictor) and auto.onnx_model is models.int8
+    fp32 = serving_predictor(checkpoint, onnx_fp32=models.fp32)
+    assert isinstance(fp32, OnnxPredictor) and fp32.onnx_model is models.fp32
+    context, query, mask = random_inputs(3, CONFIG.max_context_length)
+    expected = eager(checkpoint.model, context, query, mask)
+    np.testing.assert_allclose(fp32.predict(context, query, mask), expected, atol=1e-5)
+    cosine = np.sum(auto.predict(context, query, mask) * expected, axis=1)
+    assert cosine.min() > 0.99
+
+
+def test_explicit_backends_and_errors(
+    models: ServingModels, checkpoint: PredictorCheckpoint
+) -> None:
+    assert isinstance(serving_predictor(checkpoint, "eager", onnx_fp32=models.fp32), EagerPredictor)
+    onnx = serving_predictor(checkpoint, "onnx", onnx_fp32=models.fp32, onnx_int8=models.int8)
+    assert isinstance(onnx, OnnxPredictor) and onnx.onnx_model is models.fp32
+    exported = serving_predictor(checkpoint, "onnx")  # nothing stored: exported on the fly
+    assert isinstance(exported, OnnxPredictor) and exported.backend == "onnx"
+    with pytest.raises(PredictorError, match="unknown backend 'tpu'"):
+        serving_predictor(checkpoint, "tpu")
+    with pytest.raises(PredictorError, match="invalid device"):
+        serving_predictor(checkpoint, "onnx", device="nonsense:0")
+
+
+def test_export_writes_nothing_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline stores exports as artifacts; the library call itself leaves no files."""
+    monkeypatch.chdir(tmp_path)
+    model = tiny_model()
+    checkpoint = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    export_serving_models(checkpoint, make_encoded(m=8, n=4, d=16, k=8), ExportConfig(int8=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -1,0 +1,55 @@
+"""load_turns, validate_turns, split_turns and encode_turns called directly (no orchestrator)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from zenml.client import Client
+
+from prime_model.data import SampleConfig, TurnValidationError, ValidationConfig
+from prime_model.data.source import DataSource
+from prime_model.encode.encoders import EncoderConfig
+from steps import encode_turns, load_turns, split_turns, validate_turns
+
+CONFIG = ValidationConfig(min_rows=10, min_conversations=5, history_matches_turn=True)
+
+
+@pytest.fixture(scope="module")
+def turns() -> pd.DataFrame:
+    frame: pd.DataFrame = load_turns.entrypoint(
+        DataSource(sample=SampleConfig(num_conversations=20))
+    )
+    return frame
+
+
+def test_load_turns_generates_the_sample(turns: pd.DataFrame) -> None:
+    assert turns["conversation_id"].nunique() == 20
+
+
+def test_validate_turns_passes_good_data_with_its_report(turns: pd.DataFrame) -> None:
+    validated, report = validate_turns.entrypoint(turns, CONFIG)
+    assert validated is turns
+    assert "passed" in str(report).lower()
+
+
+def test_validate_turns_stops_bad_data_and_keeps_the_report(turns: pd.DataFrame) -> None:
+    bad = turns.copy()
+    bad.loc[2, "target"] = " "
+    with pytest.raises(TurnValidationError, match="target"):
+        validate_turns.entrypoint(bad, CONFIG)
+    stored = Client().get_artifact_version("validation_report")
+    assert "target" in str(stored.load())
+
+
+def test_split_turns_keeps_conversations_whole(turns: pd.DataFrame) -> None:
+    train, val, test = split_turns.entrypoint(turns, 0.2, 0.2, 0)
+    assert len(train) + len(val) + len(test) == len(turns)
+    ids = [set(frame["conversation_id"]) for frame in (train, val, test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+
+
+def test_encode_turns_encodes_each_split(turns: pd.DataFrame) -> None:
+    train, val, test = split_turns.entrypoint(turns, 0.2, 0.2, 0)
+    encoded = encode_turns.entrypoint(train, val, test, EncoderConfig(device="cpu"), 4)
+    assert [len(e) for e in encoded] == [len(train), len(val), len(test)]
+    assert all(e.dim == 384 and e.context.shape[1] <= 4 for e in encoded)

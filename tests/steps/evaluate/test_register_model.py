@@ -1,0 +1,51 @@
+"""The gate of register_model, without an orchestrator."""
+
+from __future__ import annotations
+
+from zenml.client import Client
+from zenml.enums import ModelStages
+
+from prime_model.evaluate.promotion import GateConfig
+from prime_model.evaluate.report import EvaluationTable
+from steps.evaluate.register_model import apply_gate, production_score
+
+
+def _table(model: float, baseline: float) -> EvaluationTable:
+    rows = {
+        name: {"recall@10": baseline} for name in ("query-only", "concat-text", "mean-of-turns")
+    }
+    return EvaluationTable(
+        num_turns=10, rows={"model": {"recall@10": model}, **rows}, best_baseline="query-only",
+        relative_gain=None, relative_gains={}, corpus_size=10, encoder_name="stub",
+        max_context_length=4,
+    )  # fmt: skip
+
+
+def test_gate_promotes_better_models_and_keeps_production_otherwise() -> None:
+    client = Client()
+    client.create_model(name="gate-test")
+    gate = GateConfig(floor=0.5)
+    for name in ("v1", "v2", "v3"):
+        client.create_model_version(model_name_or_id="gate-test", name=name)
+
+    first = apply_gate("gate-test", "v1", _table(0.8, 0.6), gate)
+    assert first.promote
+    assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v1"
+    assert production_score("gate-test", gate) == 0.8
+
+    worse = apply_gate("gate-test", "v2", _table(0.7, 0.6), gate)  # below production
+    assert not worse.promote
+    assert "below the production version's 0.8" in worse.reasons[0]
+    assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v1"
+    promotion = client.get_model_version("gate-test", "v2").run_metadata["promotion"]
+    assert isinstance(promotion, dict)
+    assert promotion["promote"] is False
+
+    better = apply_gate("gate-test", "v3", _table(0.9, 0.6), gate)
+    assert better.promote
+    assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v3"
+
+
+def test_no_production_version_yet() -> None:
+    Client().create_model(name="empty-model")
+    assert production_score("empty-model", GateConfig()) is None
