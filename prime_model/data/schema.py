@@ -6,7 +6,9 @@ A turn table is a pandas DataFrame with exactly :data:`COLUMNS`, in that order:
 column            dtype           meaning
 ================  ==============  ======================================================
 conversation_id   object (str)    identifies the conversation
-turn              int64           0-based position of the turn in its conversation
+turn              int64           0-based position of the turn in its conversation (readers
+                                  of 1-based datasets convert); history, not turn, says
+                                  whether a turn has context
 history           object (list)   previous turns' texts, oldest first (list[str])
 query             object (str)    the user's current, possibly ambiguous, question
 target            object (str)    the content to retrieve: passage, answer or rewrite

@@ -21,8 +21,10 @@ class DataSource(FrozenConfig):
     kind: Literal["sample", "file"] = "sample"
     sample: SampleConfig = Field(default_factory=SampleConfig)
     path: str | None = Field(None, description="turn file, for kind: file")
-    format: str | None = Field(None, description="jsonl, parquet, csv, qrecc, topiocqa")
-    target: str = Field("passage", description="for qrecc/topiocqa: passage, answer, rewrite")
+    format: str | None = Field(None, description="jsonl, parquet, csv, qrecc, topiocqa, canard")
+    target: str = Field(
+        "passage", description="for qrecc/topiocqa/canard: passage, answer, rewrite"
+    )
     require_target: bool = Field(True, description="False: inputs for prediction, no target")
 
     @model_validator(mode="after")
