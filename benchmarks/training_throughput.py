@@ -13,14 +13,14 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L  # noqa: N812
 import torch
 
-from prime_model import PredictorConfig, TrainingConfig
+from prime_model import TrainingConfig
 from prime_model.encode.encoding import EncodedTurns
+from prime_model.presets import predictor_config
 from prime_model.train.datamodule import PredictorDataModule
 from prime_model.train.lightning_module import PredictorLightningModule
 
@@ -60,7 +60,7 @@ def random_turns(m: int, n: int, d: int) -> EncodedTurns:
 
 
 def measure(preset: str, steps: int, batch_size: int = 64) -> dict[str, float | str]:
-    config = PredictorConfig.from_yaml(Path("configs/predictor") / f"{preset}.yaml")
+    config = predictor_config(preset)
     n = config.max_context_length
     turns = random_turns(batch_size * (steps + WARMUP_STEPS + 1), n, config.input_dim)
     training = TrainingConfig(batch_size=batch_size, warmup_steps=0, max_epochs=1)

@@ -113,6 +113,22 @@ class PredictorConfig(FrozenConfig):
     gradient_checkpointing: bool = Field(
         False, description="recompute block activations in backward to save memory when training"
     )
+    residual: bool = Field(
+        False,
+        description=(
+            "predict the query embedding plus a correction read from [PRED] (zero at init, so an "
+            "untrained model retrieves exactly like the query); False: [PRED] alone, the seed's"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _residual_needs_same_space(self) -> Self:
+        if self.residual and self.input_dim != self.output_dim:
+            raise ValueError(
+                f"residual=True adds the query to the output, so input_dim={self.input_dim} "
+                f"must equal output_dim={self.output_dim}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> Self:

@@ -116,8 +116,12 @@ class EmbeddingPredictor(nn.Module):
 
     ``forward(context, query, context_mask)`` takes context B×N×D (N <= max_context_length, oldest
     turn first), query B×D and an optional boolean mask B×N (True = real turn) and returns B×D_out
-    L2-normalised embeddings. Inputs are validated first (:class:`PredictorError`) and cast to the
-    parameters' dtype, so float64 numpy-born tensors work.
+    L2-normalised embeddings. With ``config.residual`` the output is the query embedding plus a
+    correction the [PRED] token reads from the context; the correction's last projection starts at
+    zero, so training can only move away from query-only where that retrieves better, which a few
+    thousand real turns could not teach the pure [PRED] read-out. Inputs are validated first
+    (:class:`PredictorError`) and cast to the parameters' dtype, so float64 numpy-born tensors
+    work.
     """
 
     def __init__(self, config: PredictorConfig) -> None:
@@ -139,6 +143,8 @@ class EmbeddingPredictor(nn.Module):
         self.apply(self._init_weights)
         for param in (self.pred_token, self.pos_embedding):
             nn.init.trunc_normal_(param, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
+        if config.residual:  # the correction starts at zero: untrained = query-only
+            nn.init.zeros_(self.output_proj.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -176,8 +182,10 @@ class EmbeddingPredictor(nn.Module):
                 x = cast(Tensor, checkpoint(block, x, attn_mask, use_reentrant=False))
             else:
                 x = block(x, attn_mask)
-        pred = self.norm(x[:, 0])  # (B, H): the [PRED] token
-        return F.normalize(self.output_proj(pred), dim=-1)  # (B, D_out)
+        out = self.output_proj(self.norm(x[:, 0]))  # (B, D_out): read from the [PRED] token
+        if self.config.residual:
+            out = query + out  # a correction of the query's own embedding
+        return F.normalize(out, dim=-1)
 
     def _positions_and_mask(
         self,

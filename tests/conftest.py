@@ -9,6 +9,7 @@ import tempfile
 os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="prime-tests-zenml-")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_AUTO_OPEN_DASHBOARD"] = "false"
+os.environ["PRIME_CACHE_DIR"] = tempfile.mkdtemp(prefix="prime-tests-embeddings-")
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path

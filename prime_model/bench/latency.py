@@ -15,10 +15,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prime_model.bench.benchmark import DEFAULT_BATCH_SIZES, run_benchmark
-from prime_model.bench.presets import resolve_preset
+from prime_model.bench.presets import random_model
 from prime_model.bench.report import BenchmarkReport
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.model import EmbeddingPredictor
+from prime_model.presets import predictor_config
 from prime_model.serve.inference import BACKENDS
 
 logger = logging.getLogger(__name__)
@@ -118,8 +119,7 @@ def benchmark_latency(
     )
     presets = {}
     for name in config.presets:
-        torch.manual_seed(config.seed)
-        preset_model = EmbeddingPredictor(resolve_preset(name)).eval()
+        preset_model = random_model(predictor_config(name), config.seed)
         presets[name] = run_benchmark(
             preset_model,
             backends=config.preset_backends,

@@ -1,29 +1,24 @@
-"""Named predictor architectures: ``configs/predictor/<name>.yaml``, shared by the benchmark CLI
-and the pipeline's benchmark step."""
+"""Models for the benchmarks: shipped predictor presets with random weights everywhere."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Final
+import torch
+from torch import nn
 
 from prime_model.config import PredictorConfig
-from prime_model.errors import ConfigError
-
-PRESETS: Final = ("minilm", "default")
-PRESET_DIR: Final = Path("configs") / "predictor"
+from prime_model.model import INIT_STD, EmbeddingPredictor
 
 
-def resolve_preset(preset: str) -> PredictorConfig:
-    """A preset name (looked up under the working directory, then the source tree) or a YAML
-    path; the source tree covers an editable install run from elsewhere."""
-    if preset not in PRESETS:
-        return PredictorConfig.from_yaml(preset)
-    roots = (Path.cwd(), Path(__file__).resolve().parents[1])
-    for root in roots:
-        path = root / PRESET_DIR / f"{preset}.yaml"
-        if path.is_file():
-            return PredictorConfig.from_yaml(path)
-    raise ConfigError(
-        f"preset {preset!r}: {PRESET_DIR / (preset + '.yaml')} not found under "
-        f"{[str(r) for r in roots]}; pass a CONFIG.yaml path instead"
-    )
+def random_model(config: PredictorConfig, seed: int) -> EmbeddingPredictor:
+    """An eval-mode model with random weights everywhere, for latency and parity benchmarks.
+
+    A residual model starts with a zero output projection, so its output would be the query
+    whatever the blocks compute: parity with an exported or quantised copy would prove nothing.
+    """
+    torch.manual_seed(seed)
+    model = EmbeddingPredictor(config)
+    if config.residual:
+        nn.init.trunc_normal_(
+            model.output_proj.weight, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD
+        )
+    return model.eval()

@@ -18,6 +18,7 @@ from prime_model.checkpoint import load_checkpoint, save_checkpoint
 from prime_model.config import PredictorConfig
 from prime_model.errors import PrimeError
 from prime_model.model import EmbeddingPredictor
+from prime_model.presets import preset_path
 
 logger = logging.getLogger("prime_model.cli.demo")
 
@@ -71,7 +72,7 @@ def run(config_path: Path, out_dir: Path) -> npt.NDArray[np.float32]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", type=Path, default=Path("configs/predictor/minilm.yaml"))
+    parser.add_argument("--config", type=Path, default=preset_path("predictor", "minilm"))
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

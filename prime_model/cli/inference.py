@@ -102,7 +102,7 @@ def add_inference_commands(
     export.add_argument("--int8", type=Path, default=None, metavar="MODEL_INT8.onnx")
     export.add_argument("--data", type=Path, default=None, metavar="TURNS_FILE")
     export.add_argument("--format", default=None, help="turn file format (default: suffix)")
-    export.add_argument("--target", default="passage", help="for qrecc/topiocqa turn files")
+    export.add_argument("--target", default="passage", help="for qrecc/topiocqa/canard turn files")
     export.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
     export.add_argument("--tolerance", type=float, default=0.01, help="allowed Recall@10 drop")
     export.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -114,17 +114,15 @@ def _benchmark(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415 - heavy imports only when the command runs
 
     from prime_model.bench.benchmark import run_benchmark  # noqa: PLC0415
-    from prime_model.bench.presets import resolve_preset  # noqa: PLC0415
+    from prime_model.bench.presets import random_model  # noqa: PLC0415
     from prime_model.checkpoint import load_checkpoint  # noqa: PLC0415
-    from prime_model.model import EmbeddingPredictor  # noqa: PLC0415
+    from prime_model.presets import predictor_config  # noqa: PLC0415
 
     if args.checkpoint is not None:
         model = load_checkpoint(args.checkpoint).model
         title = f"Inference benchmark: checkpoint {args.checkpoint}"
     else:
-        config = resolve_preset(args.preset)
-        torch.manual_seed(args.seed)
-        model = EmbeddingPredictor(config).eval()
+        model = random_model(predictor_config(args.preset), args.seed)
         title = f"Inference benchmark: preset {args.preset} (random weights)"
     device = args.device
     if device == "auto":

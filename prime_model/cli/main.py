@@ -20,6 +20,12 @@ from typing import TYPE_CHECKING, Final
 from prime_model.cli.inference import add_inference_commands, write_text
 from prime_model.cli.predict import add_predict_command
 from prime_model.errors import PrimeError
+from prime_model.presets import (
+    PREDICTOR_PRESETS,
+    TRAINING_PRESETS,
+    predictor_config,
+    training_config,
+)
 
 if TYPE_CHECKING:
     from prime_model.model import EmbeddingPredictor
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("prime_model.cli")
 
 EXIT_ERROR: Final = 2
-_FORMATS: Final = "jsonl, parquet, csv, qrecc, topiocqa"  # listed for --help; read_turns checks
+_FORMATS: Final = "jsonl, parquet, csv (each optionally .gz), qrecc, topiocqa, canard"
 _TARGETS: Final = "passage, answer, rewrite"
 
 
@@ -89,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         default="passage",
         metavar="TARGET",
-        help=f"what qrecc/topiocqa turns retrieve: {_TARGETS} (default passage)",
+        help=f"what qrecc/topiocqa/canard turns retrieve: {_TARGETS} (default passage)",
     )
     evaluate.add_argument(
         "--encoder",
@@ -102,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="'auto' (CUDA when available), 'cpu', 'cuda', ... (default auto)",
     )
+    evaluate.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="embedding cache: each text is encoded once per encoder across runs "
+        "(default $PRIME_CACHE_DIR or ~/.cache/prime/embeddings)",
+    )
+    evaluate.add_argument("--no-cache", action="store_true", help="encode everything afresh")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     evaluate.add_argument(
         "--html",
@@ -130,14 +145,32 @@ def _add_train_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     train.add_argument("--data", default="sample", help="'sample' or a turn file (default sample)")
     train.add_argument("--format", default=None, help=f"for a turn file: {_FORMATS}")
-    train.add_argument("--target", default="passage", help=f"for qrecc/topiocqa: {_TARGETS}")
+    train.add_argument("--target", default="passage", help=f"for qrecc/topiocqa/canard: {_TARGETS}")
     train.add_argument("--conversations", type=int, default=2000, help="sample size (2000)")
     train.add_argument("--seed", type=int, default=0, help="sample and split seed (0)")
     train.add_argument(
-        "--predictor", type=Path, default=Path("configs/predictor/minilm.yaml"), metavar="YAML"
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="conversations held out to pick the best epoch (0.1)",
     )
     train.add_argument(
-        "--training", type=Path, default=Path("configs/training/default.yaml"), metavar="YAML"
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="conversations held out for the final table (0.1); 0: score on validation",
+    )
+    train.add_argument(
+        "--predictor",
+        default="minilm",
+        metavar="PRESET|YAML",
+        help=f"predictor preset {PREDICTOR_PRESETS} or a YAML file (default minilm)",
+    )
+    train.add_argument(
+        "--training",
+        default="default",
+        metavar="PRESET|YAML",
+        help=f"training preset {TRAINING_PRESETS} or a YAML file (default default)",
     )
     train.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
     train.add_argument("--device", default="auto", help="for the Y-Encoder (default auto)")
@@ -162,6 +195,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415 - heavy imports only when the command runs
 
     from prime_model.data import read_turns  # noqa: PLC0415
+    from prime_model.encode.cache import cached, default_cache_dir  # noqa: PLC0415
     from prime_model.encode.encoders import (  # noqa: PLC0415
         EncoderConfig,
         SentenceTransformerEncoder,
@@ -176,7 +210,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = _load_for_evaluation(args.model, args.backend, device)
-    encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=device))
+    loaded = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=device))
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    encoder = cached(loaded, cache_dir, loaded.identity)
     check_encoder_fits(encoder, model.config)
     n_max = model.config.max_context_length
     encoded = encode_turns(turns, encoder, n_max)
@@ -206,13 +242,12 @@ def _load_for_evaluation(path: Path, backend: str | None, device: str) -> Embedd
 
 
 def _train(args: argparse.Namespace) -> int:
-    from prime_model.config import PredictorConfig, TrainingConfig  # noqa: PLC0415
     from prime_model.data import SampleConfig, ValidationConfig, generate_sample, read_turns  # noqa: PLC0415
     from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
     from prime_model.train.workflow import train_and_evaluate  # noqa: PLC0415
 
-    predictor = PredictorConfig.from_yaml(args.predictor)
-    training = TrainingConfig.from_yaml(args.training)
+    predictor = predictor_config(args.predictor)
+    training = training_config(args.training)
     sample = args.data == "sample"
     if sample:
         turns = generate_sample(SampleConfig(num_conversations=args.conversations, seed=args.seed))
@@ -225,6 +260,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train_and_evaluate(
         turns, encoder, predictor, training, args.out,
         validation_config=validation, split_seed=args.seed, resume=args.resume,
+        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
     )  # fmt: skip
     for name, path in result.reports.items():
         logger.info("%s report: %s", name, path)

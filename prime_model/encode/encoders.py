@@ -74,6 +74,12 @@ class SentenceTransformerEncoder:
         return self._name
 
     @property
+    def identity(self) -> str:
+        """Everything that changes the vectors: model source, token limit, dimension."""
+        source = self.config.model or f"bundled {DEFAULT_ENCODER_NAME}"
+        return f"{source}|max_seq_length={self._model.max_seq_length}|dim={self._dim}"
+
+    @property
     def dim(self) -> int:
         return self._dim
 

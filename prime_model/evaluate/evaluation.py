@@ -106,7 +106,9 @@ def evaluate(
         name: gold_ranks(vectors, encoded.corpus, encoded.target_index)
         for name, vectors in predictions.items()
     }
-    first = encoded.turns == 0
+    # by what the model could read, not by the turn number: datasets number turns differently,
+    # and a first question may come with a title or section as context (CANARD)
+    first = ~encoded.context_mask.any(dim=1)
     groups = {FIRST_TURN: first, LATER_TURNS: ~first}
     overall = summarise(ranks)
     return EvaluationTable(

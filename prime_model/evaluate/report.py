@@ -57,7 +57,7 @@ class EvaluationTable(RetrievalResults):
     encoder_name: str
     max_context_length: int = Field(ge=1, description="context turns each system could read")
     breakdown: dict[str, RetrievalResults] = Field(
-        default_factory=dict, description=f"'{FIRST_TURN}' (turn 0) and '{LATER_TURNS}'"
+        default_factory=dict, description=f"'{FIRST_TURN}' (empty history) and '{LATER_TURNS}'"
     )
 
     def to_markdown(self) -> str:

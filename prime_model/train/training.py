@@ -10,7 +10,6 @@ strategy.
 
 from __future__ import annotations
 
-import csv
 import logging
 import pickle
 import shutil
@@ -37,12 +36,11 @@ from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import CheckpointError, ConfigError
 from prime_model.model import EmbeddingPredictor
 from prime_model.train.datamodule import PredictorDataModule
+from prime_model.train.history import MONITOR, best_epoch, read_history, warn_if_still_improving
 from prime_model.train.lightning_module import PredictorLightningModule
 from prime_model.train.strategy import lightning_strategy, process_count
 
 logger = logging.getLogger(__name__)
-
-MONITOR = "val/recall@10"
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,9 @@ def train_predictor(
     # script-launched ddp: every rank gets here; wait until rank 0 has written its logs
     trainer.strategy.barrier("prime_fit_done")
     net = _best_net(best, module, predictor_config)
-    history = _read_history(Path(csv_logger.log_dir or output_dir / "logs") / "metrics.csv")
-    best_metrics = _best_epoch(history)
+    history = read_history(Path(csv_logger.log_dir or output_dir / "logs") / "metrics.csv")
+    best_metrics = best_epoch(history)
+    warn_if_still_improving(history)
     checkpoint_dir = output_dir / "model"
     if trainer.is_global_zero:  # (ddp_spawn: the main process, which got rank 0's results back)
         save_checkpoint(
@@ -270,20 +269,3 @@ def _best_net(
     net = EmbeddingPredictor(config)
     net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
     return net
-
-
-def _best_epoch(history: list[dict[str, float]]) -> dict[str, float]:
-    """Validation metrics of the epoch ModelCheckpoint kept: the first with the highest score."""
-    rows = [row for row in history if MONITOR in row]
-    if not rows:
-        return {}
-    best = max(rows, key=lambda row: row[MONITOR])  # max() keeps the first of equal scores
-    return {k: v for k, v in best.items() if k.startswith("val/") or k in ("epoch", "step")}
-
-
-def _read_history(path: Path) -> list[dict[str, float]]:
-    """CSVLogger's rows (steps and epochs), blanks dropped, as floats."""
-    if not path.exists():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]

@@ -24,6 +24,7 @@ from prime_model.data.validation import (
 )
 from prime_model.encode.encoders import YEncoder, check_encoder_fits
 from prime_model.encode.encoding import encode_splits
+from prime_model.errors import ConfigError
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.report import EvaluationTable
 from prime_model.train.training import TrainingResult, train_predictor
@@ -54,10 +55,17 @@ def train_and_evaluate(
 ) -> RunResult:
     """Train on ``turns`` and score the best model on the held-out test conversations.
 
+    ``test_fraction=0`` trains on more turns and scores on the validation split instead.
+
     Writes ``validation.html``, ``evaluation.html`` and ``evaluation.md`` beside the model. Bad
     data stops the run after its validation report is written.
     """
     output_dir = Path(output_dir)
+    if val_fraction <= 0:
+        raise ConfigError(
+            f"val_fraction={val_fraction}: training needs validation conversations to choose "
+            "the best epoch and to stop early; use e.g. 0.1 (test_fraction may be 0)"
+        )
     check_encoder_fits(encoder, predictor_config)
     validation_config = validation_config or ValidationConfig(
         max_context_length=predictor_config.max_context_length
@@ -71,17 +79,20 @@ def train_and_evaluate(
     reports = {"validation": write_text_atomic(validation_html, report.to_html())}
     splits = split_by_conversation(turns, val_fraction, test_fraction, split_seed)
     logger.info("split by conversation: %s turns", splits.sizes())
-    encoded = encode_splits(
-        {"train": splits.train, "val": splits.val, "test": splits.test},
-        encoder,
-        predictor_config.max_context_length,
-    )
+    judged = "test" if len(splits.test) else "val"
+    frames = {"train": splits.train, "val": splits.val, judged: getattr(splits, judged)}
+    encoded = encode_splits(frames, encoder, predictor_config.max_context_length)
     result = train_predictor(
         encoded["train"], encoded["val"], predictor_config, training_config, output_dir,
         resume=resume, metadata={"splits": splits.sizes()},
     )  # fmt: skip
     model = load_checkpoint(result.checkpoint_dir).model
-    table = evaluate(model, encoded["test"], splits.test, encoder)
+    if judged == "val":
+        logger.warning(
+            "test_fraction=0: scoring on the validation split, which chose the checkpoint; "
+            "judge the model on other data with `prime evaluate`"
+        )
+    table = evaluate(model, encoded[judged], frames[judged], encoder)
     reports["evaluation"] = write_text_atomic(output_dir / "evaluation.html", table.to_html())
     reports["evaluation_md"] = write_text_atomic(output_dir / "evaluation.md", table.to_markdown())
     return RunResult(report, result, table, reports)

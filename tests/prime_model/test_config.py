@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from prime_model import ConfigError, PredictorConfig, PrimeError, TrainingConfig
-from tests.conftest import REPO_ROOT
+from prime_model.presets import predictor_config
 
 
 def test_defaults_follow_the_seed() -> None:
@@ -19,18 +19,13 @@ def test_defaults_follow_the_seed() -> None:
     assert TrainingConfig().temperature == 0.07
 
 
-@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs" / "predictor").glob("*.yaml")))
-def test_shipped_presets_load(path: Path) -> None:
-    cfg = PredictorConfig.from_yaml(path)
-    assert cfg.hidden_dim % cfg.num_heads == 0
-
-
 def test_minilm_preset_matches_the_default_y_encoder() -> None:
-    cfg = PredictorConfig.from_yaml(REPO_ROOT / "configs/predictor/minilm.yaml")
-    assert cfg.input_dim == cfg.output_dim == 384
-    assert PredictorConfig.from_yaml(REPO_ROOT / "configs/predictor/default.yaml") == (
-        PredictorConfig()
-    )
+    assert predictor_config("minilm").input_dim == predictor_config("minilm").output_dim == 384
+    assert predictor_config("real").input_dim == 384
+
+
+def test_default_preset_is_the_seed_architecture_made_residual() -> None:
+    assert predictor_config("default") == PredictorConfig(residual=True)
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,18 @@ def test_demo_predicts_with_the_default_y_encoder(
     caplog.set_level("INFO", logger="prime_model.cli.demo")
     assert (
         demo.main(
-            ["--config", str(REPO_ROOT / "configs/predictor/minilm.yaml"), "--out", str(tmp_path)]
+            [
+                "--config",
+                str(REPO_ROOT / "prime_model/presets/predictor/minilm.yaml"),
+                "--out",
+                str(tmp_path),
+            ]
         )
         == 0
     )
     assert "reload reproduces it: True" in caplog.text
     assert load_checkpoint(tmp_path / "checkpoint").metadata.training == {"source": "demo"}
-    predicted = demo.run(REPO_ROOT / "configs/predictor/minilm.yaml", tmp_path)
+    predicted = demo.run(REPO_ROOT / "prime_model/presets/predictor/minilm.yaml", tmp_path)
     assert predicted.shape == (1, 384)
     assert np.isclose(np.linalg.norm(predicted), 1.0, atol=1e-5)
 

@@ -8,9 +8,9 @@ import torch
 import yaml
 
 from prime_model import EmbeddingPredictor, PredictorConfig, save_checkpoint
-from prime_model.bench.presets import resolve_preset
 from prime_model.cli.main import main
 from prime_model.evaluate.report import SYSTEMS
+from prime_model.presets import predictor_config
 from tests.prime_model.cli.test_main import TURNS
 
 Capture = pytest.CaptureFixture[str]
@@ -146,5 +146,5 @@ def test_usage_errors_exit_2(argv: list[str], message: str, capsys: Capture) -> 
 
 
 def test_presets_resolve_by_name() -> None:
-    assert resolve_preset("default").hidden_dim == 2048
-    assert resolve_preset("minilm").input_dim == 384
+    assert predictor_config("default").hidden_dim == 2048
+    assert predictor_config("minilm").input_dim == 384

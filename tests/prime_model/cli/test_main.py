@@ -167,8 +167,7 @@ def test_help_and_usage_errors(capsys: Capture) -> None:
 def test_train_on_the_sample_writes_model_and_reports(tmp_path: Path, capsys: Capture) -> None:
     code, out, err = _run(
         capsys, "train", "--conversations", "30", "--out", str(tmp_path),
-        "--training", str(REPO_ROOT / "configs/training/smoke.yaml"),
-        "--predictor", str(REPO_ROOT / "configs/predictor/minilm.yaml"),
+        "--training", "smoke", "--predictor", "minilm",
     )  # fmt: skip
     assert code == 0, err
     assert "| **model** |" in out
@@ -177,12 +176,36 @@ def test_train_on_the_sample_writes_model_and_reports(tmp_path: Path, capsys: Ca
     }
 
 
+def test_train_without_a_test_split_scores_on_validation(
+    tmp_path: Path, capsys: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    code, out, err = _run(
+        capsys, "train", "--conversations", "30", "--out", str(tmp_path), "--test-fraction", "0",
+        "--training", "smoke", "--predictor", "minilm",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "| **model** |" in out
+    assert "test_fraction=0: scoring on the validation split" in caplog.text + err
+
+
+def test_train_refuses_fractions_that_leave_nothing_to_train_on(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    code, _, err = _run(
+        capsys, "train", "--conversations", "30", "--out", str(tmp_path),
+        "--val-fraction", "0.5", "--test-fraction", "0.5", "--training", "smoke",
+    )  # fmt: skip
+    _assert_error(code, err, "val_fraction + test_fraction must be < 1")
+    code, _, err = _run(capsys, "train", "--out", str(tmp_path), "--val-fraction", "0")
+    _assert_error(code, err, "val_fraction=0.0: training needs validation conversations")
+
+
 def test_train_errors(tmp_path: Path, capsys: Capture) -> None:
     code, _, err = _run(capsys, "train", "--predictor", str(tmp_path / "none.yaml"))
     _assert_error(code, err, "none.yaml: no such config file")
     code, _, err = _run(
         capsys, "train", "--data", str(tmp_path / "absent.jsonl"),
-        "--predictor", str(REPO_ROOT / "configs/predictor/minilm.yaml"),
-        "--training", str(REPO_ROOT / "configs/training/smoke.yaml"),
+        "--predictor", str(REPO_ROOT / "prime_model/presets/predictor/minilm.yaml"),
+        "--training", str(REPO_ROOT / "prime_model/presets/training/smoke.yaml"),
     )  # fmt: skip
     _assert_error(code, err, "absent.jsonl: file not found")

@@ -211,6 +211,18 @@ def test_evaluate_breaks_results_down_by_first_and_later_turns(
     assert later.rows["concat-text"]["mrr"] == 1.0
 
 
+def test_first_turns_are_those_with_an_empty_history_whatever_their_number(
+    turns: pd.DataFrame,
+) -> None:
+    """Datasets count turns from 1: the breakdown must not depend on turn == 0."""
+    one_based = turns.assign(turn=turns["turn"] + 1)
+    encoded = encode_turns(one_based, StubEncoder(), max_context_length=4)
+    table = evaluate(_model(), encoded, one_based, StubEncoder())
+    first, later = table.breakdown[FIRST_TURN], table.breakdown[LATER_TURNS]
+    assert (first.num_turns, later.num_turns) == (2, 1)
+    assert first.rows["query-only"]["mrr"] == 1.0
+
+
 def test_evaluate_reads_as_many_turns_as_the_model(
     encoded: EncodedTurns, turns: pd.DataFrame
 ) -> None:

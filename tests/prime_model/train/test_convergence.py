@@ -25,7 +25,7 @@ def test_small_preset_learns_to_use_the_context(tmp_path: Path) -> None:
     encoded = encode_splits(
         {"train": splits.train, "val": splits.val, "test": splits.test}, encoder, 10
     )
-    predictor = PredictorConfig.from_yaml(REPO_ROOT / "configs/predictor/minilm.yaml")
+    predictor = PredictorConfig.from_yaml(REPO_ROOT / "prime_model/presets/predictor/minilm.yaml")
     training = TrainingConfig(
         max_epochs=8, batch_size=64, learning_rate=5e-4, warmup_steps=20, accelerator="cpu"
     )
