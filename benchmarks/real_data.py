@@ -1,0 +1,200 @@
+"""Real conversations: train on CANARD train + TopiOCQA train, judge on data nobody tuned on.
+
+Validation (early stopping, checkpoint choice) is 10 % of the CANARD train dialogs and 10 % of the
+TopiOCQA conversations; the judged sets are CANARD dev (rewrite targets, and answer targets with
+the human rewrite as an oracle) and another 10 % of TopiOCQA conversations, held out of both.
+The datasets are public releases (see ``../shared/data/README.md`` or the README's "Real data"):
+this script reads them, it never downloads.
+
+    .venv/bin/python -m benchmarks.real_data --data-dir ../shared/data --out outputs/real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import torch
+
+from prime_model import load_checkpoint
+from prime_model.atomic import write_text_atomic
+from prime_model.data import read_turns, split_by_conversation
+from prime_model.encode.cache import cached, default_cache_dir
+from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
+from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.evaluate.evaluation import evaluate
+from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
+from prime_model.presets import predictor_config, training_config
+from prime_model.train.training import train_predictor
+
+logger = logging.getLogger("benchmarks.real_data")
+SHOWN: Final = ("mrr", "recall@10")
+
+
+def load_sets(data_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
+    """train / val (both datasets) and the judged sets, conversation-disjoint throughout."""
+    canard = read_turns(data_dir / "canard" / "train.question.tsv", "canard", target="rewrite")
+    topiocqa_file = data_dir / "topiocqa" / "topiocqa_train.json.gz"
+    topiocqa = read_turns(topiocqa_file, "topiocqa", target="answer")
+    dev = data_dir / "canard" / "dev.json"
+    canard_split = split_by_conversation(_tagged(canard, "canard"), 0.1, 0.0, seed)
+    topiocqa_split = split_by_conversation(_tagged(topiocqa, "topiocqa"), 0.1, 0.1, seed)
+    return {
+        "train": pd.concat([canard_split.train, topiocqa_split.train], ignore_index=True),
+        "val": pd.concat([canard_split.val, topiocqa_split.val], ignore_index=True),
+        "canard-dev (rewrite)": read_turns(dev, "canard", target="rewrite"),
+        "canard-dev (answer)": read_turns(dev, "canard", target="answer"),
+        "topiocqa held-out (answer)": topiocqa_split.test,
+    }
+
+
+def _tagged(turns: pd.DataFrame, name: str) -> pd.DataFrame:
+    out = turns.copy()
+    out["conversation_id"] = name + ":" + out["conversation_id"].astype(str)
+    return out
+
+
+def _subsample(turns: pd.DataFrame, max_turns: int | None, seed: int) -> pd.DataFrame:
+    if max_turns is None or len(turns) <= max_turns:
+        return turns
+    return turns.sample(n=max_turns, random_state=seed).reset_index(drop=True)
+
+
+def _first_conversations(turns: pd.DataFrame, max_turns: int | None) -> pd.DataFrame:
+    """Whole conversations, in file order, up to about ``max_turns`` turns (for a quick slice)."""
+    if max_turns is None or len(turns) <= max_turns:
+        return turns
+    keep = turns["conversation_id"].drop_duplicates().iloc[: max(1, max_turns // 8)]
+    kept = turns[turns["conversation_id"].isin(set(keep))]
+    return kept.head(max_turns).reset_index(drop=True)
+
+
+def rewrite_oracle(
+    encoded: EncodedTurns, answers: pd.DataFrame, rewrites: pd.DataFrame, encoder: YEncoder
+) -> dict[str, float]:
+    """Retrieve each answer with the embedding of the human self-contained rewrite."""
+    keys = rewrites.set_index(["conversation_id", "turn"])["target"]
+    texts = [keys[(c, t)] for c, t in zip(answers["conversation_id"], answers["turn"], strict=True)]
+    vectors = torch.from_numpy(encoder.encode(texts)).float()
+    return metrics_from_ranks(gold_ranks(vectors, encoded.corpus, encoded.target_index))
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "| set | turns | system | MRR | R@10 | first-turn MRR | later-turn MRR |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, table in results["sets"].items():
+        for system, row in table["rows"].items():
+            parts = table["breakdown"]
+            first, later = (
+                parts.get(p, {}).get("rows", {}).get(system, {}).get("mrr")
+                for p in ("first turn", "later turns")
+            )
+            lines.append(
+                f"| {name} | {table['num_turns']} | {system} | {row['mrr']:.3f} | "
+                f"{row['recall@10']:.3f} | {_num(first)} | {_num(later)} |"
+            )
+    lines += ["", "Model MRR / best baseline MRR, and R@10 margin over the best baseline:", ""]
+    for name, verdict in results["verdict"].items():
+        lines.append(
+            f"- {name}: MRR ×{verdict['mrr_ratio']:.3f} (best baseline {verdict['best_mrr']}), "
+            f"R@10 {verdict['recall_margin']:+.3f} (best {verdict['best_recall']})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def verdict(table: dict[str, Any]) -> dict[str, Any]:
+    rows = table["rows"]
+    baselines = {k: v for k, v in rows.items() if k not in ("model", "rewrite oracle")}
+    best_mrr = max(baselines, key=lambda k: baselines[k]["mrr"])
+    best_recall = max(baselines, key=lambda k: baselines[k]["recall@10"])
+    return {
+        "mrr_ratio": rows["model"]["mrr"] / baselines[best_mrr]["mrr"],
+        "best_mrr": best_mrr,
+        "recall_margin": rows["model"]["recall@10"] - baselines[best_recall]["recall@10"],
+        "best_recall": best_recall,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    predictor = predictor_config(args.predictor)
+    training = training_config(args.training)
+    sets = load_sets(args.data_dir, args.seed)
+    for name in sets:
+        sets[name] = (
+            _subsample(sets[name], args.max_train_turns, args.seed)
+            if name == "train"
+            else _first_conversations(sets[name], args.max_eval_turns)
+        )
+    logger.info("turns per set: %s", {name: len(frame) for name, frame in sets.items()})
+    loaded = SentenceTransformerEncoder()
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    encoder = cached(loaded, cache_dir, loaded.identity)
+    n_max = predictor.max_context_length
+    encoded = encode_splits(sets, encoder, n_max)
+    encoded_s = time.perf_counter() - started
+    result = train_predictor(
+        encoded["train"], encoded["val"], predictor, training, args.out,
+        metadata={"benchmark": "real_data", "sizes": {k: len(v) for k, v in sets.items()}},
+    )  # fmt: skip
+    model = load_checkpoint(result.checkpoint_dir).model
+    judged = [name for name in sets if name != "train"]
+    tables: dict[str, dict[str, Any]] = {
+        name: evaluate(model, encoded[name], sets[name], encoder).to_dict() for name in judged
+    }
+    oracle = rewrite_oracle(
+        encoded["canard-dev (answer)"],
+        sets["canard-dev (answer)"],
+        sets["canard-dev (rewrite)"],
+        encoder,
+    )
+    tables["canard-dev (answer)"]["rows"]["rewrite oracle"] = oracle
+    return {
+        "checkpoint": str(result.checkpoint_dir),
+        "best_epoch_metrics": result.best_metrics,
+        "sets": tables,
+        "verdict": {name: verdict(t) for name, t in tables.items()},
+        "seconds": {"encode": encoded_s, "total": time.perf_counter() - started},
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="holds canard/ and topiocqa/")
+    parser.add_argument("--out", type=Path, required=True, help="model/ and the tables go here")
+    parser.add_argument("--predictor", default="real", help="preset or YAML (default real)")
+    parser.add_argument("--training", default="real", help="preset or YAML (default real)")
+    parser.add_argument("--max-train-turns", type=int, default=None, help="subsample training")
+    parser.add_argument(
+        "--max-eval-turns", type=int, default=None, help="cut each judged set (a quick slice)"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="embedding cache (default: prime evaluate's)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="encode everything afresh")
+    parser.add_argument("--seed", type=int, default=0, help="split and subsample seed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    results = run(args)
+    write_text_atomic(args.out / "real_data.json", json.dumps(results, indent=2) + "\n")
+    table = to_markdown(results)
+    write_text_atomic(args.out / "real_data.md", table)
+    sys.stdout.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
