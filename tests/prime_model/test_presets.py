@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from prime_model import ConfigError, PredictorConfig, TrainingConfig
+from prime_model.bench.latency import BenchmarkConfig
 from prime_model.data.source import DataSource
+from prime_model.data.validation import ValidationConfig
+from prime_model.encode.encoders import EncoderConfig
+from prime_model.evaluate.promotion import GateConfig
 from prime_model.presets import (
     PREDICTOR_PRESETS,
     TRAINING_PRESETS,
@@ -16,7 +21,16 @@ from prime_model.presets import (
     preset_path,
     training_config,
 )
+from prime_model.serve.serving_models import ExportConfig
 from tests.conftest import REPO_ROOT
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "validation": ValidationConfig,
+    "encoder": EncoderConfig,
+    "gate": GateConfig,
+    "benchmark": BenchmarkConfig,
+    "export": ExportConfig,
+}
 
 
 def test_every_preset_is_shipped_and_loads_from_any_directory(
@@ -56,6 +70,9 @@ def test_real_data_pipeline_configs_match_the_real_presets(path: Path) -> None:
     assert TrainingConfig(**parameters["training"]) == training_config("real")
     source = DataSource(**parameters["data"])
     assert (source.kind, source.format) == ("file", path.stem)
+    # every other section parses as the pipeline's typed parameter would
+    for name, cls in SECTIONS.items():
+        cls(**parameters[name])
 
 
 def test_there_are_real_data_pipeline_configs() -> None:
