@@ -182,7 +182,14 @@ class EmbeddingPredictor(nn.Module):
                 x = cast(Tensor, checkpoint(block, x, attn_mask, use_reentrant=False))
             else:
                 x = block(x, attn_mask)
-        out = self.output_proj(self.norm(x[:, 0]))  # (B, D_out): read from the [PRED] token
+        return self.read_out(x[:, 0], query)
+
+    def read_out(self, pred: Tensor, query: Tensor) -> Tensor:
+        """The [PRED] token's final state (B×H) -> the L2-normalised prediction (B×D_out).
+
+        One place for every forward (eager, serving, export), so none can drop the residual.
+        """
+        out = self.output_proj(self.norm(pred))  # (B, D_out)
         if self.config.residual:
             out = query + out  # a correction of the query's own embedding
         return F.normalize(out, dim=-1)

@@ -58,7 +58,7 @@ class ServingForward(nn.Module):
         for block in list(m.blocks)[:-1]:
             x = block(x, attn_mask)
         pred = self._last_block_pred(x, attn_mask)  # (B, H)
-        return F.normalize(m.output_proj(m.norm(pred)), dim=-1)
+        return m.read_out(pred, query)
 
     def _last_block_pred(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
         block = cast(PredictorTransformerBlock, self.model.blocks[-1])

@@ -7,7 +7,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from prime_model import ConfigError, EmbeddingPredictor, PredictorConfig
+from prime_model.bench.presets import random_model
 from prime_model.presets import PREDICTOR_PRESETS, predictor_config
+from prime_model.serve.optimized import create_predictor
+from prime_model.serve.serving import ServingForward
 
 
 def _config(**overrides: object) -> PredictorConfig:
@@ -76,3 +79,24 @@ def test_residual_needs_the_output_in_the_query_space() -> None:
 def test_shipped_presets_are_residual() -> None:
     for name in PREDICTOR_PRESETS:
         assert predictor_config(name).residual, name
+
+
+@pytest.mark.parametrize("untrained", [True, False])
+def test_serving_forward_and_onnx_export_keep_the_residual(untrained: bool) -> None:
+    """Every backend reads out through the model: none may drop the query term."""
+    config = _config()
+    model = (
+        EmbeddingPredictor(config).eval() if untrained else random_model(config, seed=0)
+    )  # random_model also randomises the zero correction
+    context, query, mask = _batch()
+    expected = model(context, query, mask)
+    with torch.inference_mode():
+        served = ServingForward(model)(context, query, mask)
+    torch.testing.assert_close(served, expected, atol=1e-5, rtol=1e-5)
+    onnx = create_predictor(model, "onnx", "cpu")
+    torch.testing.assert_close(
+        torch.from_numpy(onnx.predict(context.numpy(), query.numpy(), mask.numpy())),
+        expected,
+        atol=1e-4,
+        rtol=1e-4,
+    )
