@@ -15,9 +15,9 @@ from typing import Final
 import pandas as pd
 
 from prime_model.data.records import (
-    GZIP_SUFFIX,
     Record,
     check_file,
+    data_suffix,
     load_records,
     read_text,
     require,
@@ -128,7 +128,7 @@ def _topiocqa_row(record: Record, path: Path, index: int, target: str) -> Record
 
 def _canard_rows(path: Path, target: str) -> list[Record]:
     """CANARD ships as a TSV pair (``X.question.tsv`` + ``X.rewrite.tsv``) or as JSON records."""
-    if _stem_suffix(path) == ".tsv":
+    if data_suffix(path) == ".tsv":
         if target != "rewrite":
             raise DataValidationError(
                 f"{path}: the CANARD TSV pair has no answers; use target 'rewrite', or the "
@@ -139,11 +139,6 @@ def _canard_rows(path: Path, target: str) -> list[Record]:
     for index, record in enumerate(records):
         require(record, _CANARD_FIELDS, path, index, "canard")
     return _canard_json_rows(records, path, target)
-
-
-def _stem_suffix(path: Path) -> str:
-    name = path.name.lower().removesuffix(GZIP_SUFFIX)
-    return Path(name).suffix
 
 
 def canard_pair(path: Path) -> tuple[Path, Path]:
