@@ -6,14 +6,15 @@ the config is built in Python or loaded from YAML, so one ``except PrimeError`` 
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from types import UnionType
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prime_model.errors import ConfigError
+from prime_model.parsing import StrictYamlLoader, parse_yaml, read_text_file, shown
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -25,26 +26,67 @@ def describe_validation_error(exc: ValidationError) -> str:
             lines.append(f"  {message}")
             continue
         where = ".".join(str(part) for part in err["loc"])
-        given = "" if err["type"] == "missing" else f" (got {err['input']!r})"
+        given = "" if err["type"] == "missing" else f" (got {shown(err['input'])})"
         lines.append(f"  {where}: {message}{given}")
     return "\n".join(lines)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice: plain YAML keeps the last value silently."""
+_UniqueKeyLoader = StrictYamlLoader  # the name earlier callers imported
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+
+def _allowed_scalars(annotation: Any) -> tuple[set[type], bool]:
+    """The scalar types an annotation admits, and whether it admits anything else too (str-like).
+
+    Unions, Optionals, ``Annotated`` and ``Literal`` are unwrapped; anything unknown counts as
+    "anything else", so the strict check only ever refuses a bool or string for a number field.
+    """
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _allowed_scalars(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        scalars: set[type] = set()
+        other = False
+        for arg in get_args(annotation):
+            more, more_other = _allowed_scalars(arg)
+            scalars |= more
+            other = other or more_other
+        return scalars, other
+    if origin is Literal:
+        return {type(arg) for arg in get_args(annotation)}, False
+    if annotation in (int, float, bool, str, type(None)):
+        return {annotation}, False
+    return set(), True
+
+
+def strict_scalars(cls: type[BaseModel], data: Mapping[str, Any], where: str) -> None:
+    """Refuse a YAML bool or string where ``cls`` wants a number, and a string for a bool.
+
+    Pydantic's lax mode reads ``num_layers: yes`` as 1 and ``batch_size: "64"`` as 64; from a
+    hand-written file both are mistakes, so a YAML config must give numbers as numbers.
+    """
+    for name, value in data.items():
+        field = cls.model_fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            continue  # unknown keys are pydantic's to refuse, with its message
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel) and isinstance(value, dict):
+            strict_scalars(nested, value, f"{where}.{name}")
+            continue
+        scalars, other = _allowed_scalars(field.annotation)
+        if other or not scalars & {int, float, bool}:
+            continue
+        numbers = [kind.__name__ for kind in (int, float) if kind in scalars]
+        expected = " or ".join(numbers) if numbers else "bool (true/false)"
+        if isinstance(value, bool) and bool not in scalars:
+            raise ConfigError(
+                f"{where}.{name}: got the boolean {value!r} (YAML reads yes/no/on/off/true/false "
+                f"as booleans); expected {expected}"
+            )
+        if isinstance(value, str) and str not in scalars:
+            raise ConfigError(
+                f"{where}.{name}: got the string {shown(value)}; expected {expected}, "
+                "written unquoted in YAML"
+            )
 
 
 class FrozenConfig(BaseModel):
@@ -64,18 +106,8 @@ class FrozenConfig(BaseModel):
     def from_yaml(cls, path: str | Path) -> Self:
         """Load from a YAML mapping of field names; errors name the file and the bad field."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text ({exc}); expected a YAML file") from None
-        try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        text = read_text_file(path, "config file", ConfigError)
+        data = parse_yaml(text, str(path), ConfigError)
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -84,7 +116,8 @@ class FrozenConfig(BaseModel):
             )
         odd = [key for key in data if not isinstance(key, str)]
         if odd:
-            raise ConfigError(f"{path}: field names must be strings, got {odd!r}")
+            raise ConfigError(f"{path}: field names must be strings, got {shown(odd)}")
+        strict_scalars(cls, data, str(path))
         try:
             return cls(**data)
         except ConfigError as exc:

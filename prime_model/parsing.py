@@ -160,7 +160,7 @@ _KINDS: Final = (
 
 _STAT_ERRORS: Final = {
     errno.ELOOP: "is a symlink loop (the link resolves back to itself)",
-    errno.ENOTDIR: "cannot exist: a parent of it is a file, not a directory",
+    errno.ENOTDIR: "has a parent that is a file, not a directory",
     errno.EACCES: "cannot be inspected: permission denied",
     errno.ENAMETOOLONG: "has a name too long for the file system",
 }
@@ -192,11 +192,15 @@ def check_regular_file(path: Path, what: str, error: type[PrimeError]) -> None:
     try:
         mode = Path(path).stat().st_mode
     except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte
+        if isinstance(exc, OSError) and exc.errno == errno.ENOENT and not Path(path).is_symlink():
+            raise error(f"{path}: no such {what}; expected an existing regular file") from None
         problem = _stat_problem(Path(path), exc) if isinstance(exc, OSError) else "is not a path"
-        raise error(f"{path}: {what} {problem}; expected a regular file") from None
+        raise error(f"{path}: cannot read {what}: it {problem}; expected a regular file") from None
     kind = file_kind(mode)
     if kind is not None:
-        raise error(f"{path}: {what} {kind}; expected a regular file")
+        if stat.S_ISFIFO(mode):
+            kind += " (opening it would block until something writes to it)"
+        raise error(f"{path}: cannot read {what}: it {kind}; expected a regular file")
 
 
 def check_output_dir(path: Path, what: str, error: type[PrimeError]) -> None:
@@ -275,6 +279,14 @@ class StrictYamlLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads `3e-4` as a string; YAML 1.2 and every hand-written config mean a float.
+StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def yaml_expanded_size(root: yaml.Node, limit: int = MAX_YAML_NODES) -> int:
