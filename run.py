@@ -11,20 +11,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import get_type_hints
 from uuid import UUID
 
-import yaml
 from pydantic import ValidationError
 from zenml.client import Client
 from zenml.models import PipelineRunResponse
 
 from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
 from pipelines.training import MODEL_NAME
-from prime_model.config import describe_validation_error
+from prime_model.config import describe_validation_error, strict_values
 from prime_model.errors import ConfigError, PrimeError
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable
 from prime_model.monitor.retraining import RetrainingDecision
+from prime_model.parsing import parse_yaml, read_text_file
 
 logger = logging.getLogger("run")
 
@@ -85,20 +86,20 @@ def _predictions(run: PipelineRunResponse) -> list[str]:
     ]
 
 
-def check_config(path: str) -> None:
-    """What zenml would report with a traceback: a missing, unreadable or non-mapping file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file; expected a pipeline YAML") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+def check_config(path: str, pipeline: str | None = None) -> None:
+    """What zenml would report with a traceback, or accept silently: a missing, unreadable,
+    non-mapping or hostile file (alias bomb, duplicate key, a FIFO), and — given ``pipeline`` —
+    a boolean or string where one of its parameters wants a number (``batch_size: yes``)."""
+    text = read_text_file(Path(path), "config file", ConfigError)
+    data = parse_yaml(text, path, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping (model, parameters, ...), got a {type(data).__name__}"
         )
+    parameters = data.get("parameters")
+    if pipeline is not None and isinstance(parameters, dict):
+        hints = get_type_hints(PIPELINES[pipeline].entrypoint)
+        strict_values(hints, parameters, f"{path}: parameters")
 
 
 def main() -> int:
@@ -109,7 +110,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = args.config or f"configs/{args.pipeline}.yaml"
     try:
-        check_config(config)
+        check_config(config, args.pipeline)
         run = PIPELINES[args.pipeline].with_options(config_path=config)()
     except PrimeError as exc:
         # a user error: the message on stderr, no traceback (zenml's log handler writes to stdout)

@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from croniter import CroniterError, croniter
 from pydantic import ValidationError
 from zenml.config.schedule import Schedule
 
 from pipelines.retraining import retraining_pipeline
+from prime_model.config import describe_validation_error, strict_scalars
 from prime_model.errors import ConfigError, PrimeError
+from prime_model.parsing import parse_yaml, read_text_file, shown
 
 logger = logging.getLogger(__name__)
 
@@ -48,33 +49,27 @@ def check_cron(expression: str) -> None:
     fields = len(text.split())
     if fields not in {5, 6}:
         raise ScheduleConfigError(
-            f"cron expression {expression!r} has {fields} fields; expected 5 ({_FORMS}), "
+            f"cron expression {shown(expression)} has {fields} fields; expected 5 ({_FORMS}), "
             f"6 with seconds first (Kubeflow), or one of {', '.join(_MACROS)}"
         )
     try:
         croniter(text, second_at_beginning=fields == 6)
     except CroniterError as exc:
         raise ScheduleConfigError(
-            f"cron expression {expression!r} is not valid ({exc}); expected {_FORMS}"
+            f"cron expression {shown(expression)} is not valid ({exc}); expected {_FORMS}"
         ) from None
 
 
 def load_schedule(path: str | Path) -> Schedule:
     """The ``schedule:`` section of a ZenML run config as a checked ZenML ``Schedule``."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScheduleConfigError(f"{path}: no such schedule config file") from None
-    except OSError as exc:
-        raise ScheduleConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ScheduleConfigError(f"{path}: not valid YAML: {exc}") from None
+    text = read_text_file(path, "schedule config file", ScheduleConfigError)
+    data = parse_yaml(text, str(path), ScheduleConfigError)
     section: Any = data.get("schedule") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ScheduleConfigError(
             f"{path}: expected a 'schedule:' mapping, e.g. schedule: {{cron_expression: "
-            f"'0 3 * * *', name: prime-retraining-nightly}}; got {section!r}"
+            f"'0 3 * * *', name: prime-retraining-nightly}}; got {shown(section)}"
         )
     unknown = sorted(set(section) - set(Schedule.model_fields))
     if unknown:
@@ -86,15 +81,21 @@ def load_schedule(path: str | Path) -> Schedule:
         raise ScheduleConfigError(
             f"{path}: schedule.cron_expression must be a cron string such as '0 3 * * *' "
             f"(the Kubernetes orchestrator runs cron schedules only); got "
-            f"{section.get('cron_expression')!r}"
+            f"{shown(section.get('cron_expression'))}"
         )
     try:
         check_cron(section["cron_expression"])
-        return Schedule(**section)
+        schedule = Schedule(**section)
+        strict_scalars(Schedule, section, f"{path}: schedule")  # what pydantic let pass laxly
+        return schedule
     except ScheduleConfigError as exc:
         raise ScheduleConfigError(f"{path}: {exc}") from None
+    except ConfigError as exc:  # strict_scalars: its message names the file already
+        raise ScheduleConfigError(str(exc)) from None
     except ValidationError as exc:
-        raise ScheduleConfigError(f"{path}: invalid schedule: {exc}") from None
+        raise ScheduleConfigError(
+            f"{path}: invalid schedule:\n{describe_validation_error(exc)}"
+        ) from None
 
 
 def schedule_retraining(config_path: str | Path = DEFAULT_CONFIG) -> Schedule:

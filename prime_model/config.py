@@ -64,15 +64,20 @@ def strict_scalars(cls: type[BaseModel], data: Mapping[str, Any], where: str) ->
     Pydantic's lax mode reads ``num_layers: yes`` as 1 and ``batch_size: "64"`` as 64; from a
     hand-written file both are mistakes, so a YAML config must give numbers as numbers.
     """
+    strict_values({name: f.annotation for name, f in cls.model_fields.items()}, data, where)
+
+
+def strict_values(annotations: Mapping[str, Any], data: Mapping[str, Any], where: str) -> None:
+    """:func:`strict_scalars` for any name -> annotation table (a pipeline's parameters)."""
     for name, value in data.items():
-        field = cls.model_fields.get(name) if isinstance(name, str) else None
-        if field is None:
+        if not isinstance(name, str) or name not in annotations:
             continue  # unknown keys are pydantic's to refuse, with its message
-        nested = field.annotation
-        if isinstance(nested, type) and issubclass(nested, BaseModel) and isinstance(value, dict):
+        annotation = annotations[name]
+        nested = _model_in(annotation)
+        if nested is not None and isinstance(value, dict):
             strict_scalars(nested, value, f"{where}.{name}")
             continue
-        scalars, other = _allowed_scalars(field.annotation)
+        scalars, other = _allowed_scalars(annotation)
         if other or not scalars & {int, float, bool}:
             continue
         numbers = [kind.__name__ for kind in (int, float) if kind in scalars]
@@ -87,6 +92,17 @@ def strict_scalars(cls: type[BaseModel], data: Mapping[str, Any], where: str) ->
                 f"{where}.{name}: got the string {shown(value)}; expected {expected}, "
                 "written unquoted in YAML"
             )
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation is, or is Optional of."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, UnionType):
+        models = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(models) == 1:
+            return _model_in(models[0])
+    return None
 
 
 class FrozenConfig(BaseModel):
