@@ -103,41 +103,52 @@ class _ConstantError(ValueError):
         self.name = name
 
 
-def parse_json(text: str, where: str, error: type[PrimeError] = ConfigError) -> Any:
+def parse_json(
+    text: str,
+    where: str,
+    error: type[PrimeError] = ConfigError,
+    *,
+    expected: str = "a valid JSON document",
+    line: int | None = None,
+) -> Any:
     """Strict ``json.loads``: every failure is ``error`` naming ``where``, what and what's expected.
 
     Refuses a key given twice in one object (``json`` keeps the last one), nesting deeper than
     :data:`MAX_JSON_DEPTH`, ``NaN``/``Infinity`` (not JSON) and integers beyond Python's digit
-    limit.
+    limit. ``line``: ``text`` is that line of a JSON-lines file, and messages say so.
     """
+    on = "" if line is None else f" on line {line}"
     if json_depth_exceeds(text):
         raise error(
-            f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; expected at most "
-            f"{MAX_JSON_DEPTH} levels of arrays/objects"
+            f"{where}: JSON{on} nested more than {MAX_JSON_DEPTH} levels deep; expected {expected} "
+            f"at most {MAX_JSON_DEPTH} levels deep"
         )
     try:
         return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
     except _DuplicateKeyError as exc:
         raise error(
-            f"{where}: duplicate key {shown(exc.key)} in a JSON object; expected each key once"
+            f"{where}: duplicate key {shown(exc.key)} in a JSON object{on}; expected each key at "
+            "most once per object"
         ) from None
     except _ConstantError as exc:
         raise error(
-            f"{where}: {exc.name} is not valid JSON; expected a finite number or null"
+            f"{where}: {exc.name}{on} is not valid JSON; expected {expected} with finite numbers"
         ) from None
     except json.JSONDecodeError as exc:
+        at = exc.lineno if line is None else line
         raise error(
-            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
-            "expected a valid JSON document"
+            f"{where}: invalid JSON on line {at} column {exc.colno} ({exc.msg}); "
+            f"expected {expected}"
         ) from None
     except RecursionError:
         raise error(
-            f"{where}: JSON nested too deeply to parse; expected at most {MAX_JSON_DEPTH} levels"
+            f"{where}: JSON{on} nested too deeply to parse; expected at most "
+            f"{MAX_JSON_DEPTH} levels"
         ) from None
-    except ValueError as exc:  # int-to-str limit: "Exceeds the limit (4300 digits) ..."
+    except ValueError:  # the int-to-str limit: "Exceeds the limit (4300 digits) ..."
         raise error(
-            f"{where}: JSON number too large ({exc}); expected numbers of at most "
-            f"{_int_digit_limit()} digits"
+            f"{where}: JSON number{on} has more than {_int_digit_limit()} digits; expected "
+            f"{expected} with numbers of at most {_int_digit_limit()} digits"
         ) from None
 
 
