@@ -19,6 +19,41 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+_FILE_MODE = 0o666  # what open() asks for; the umask then takes bits away
+_DIR_MODE = 0o777
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the platform allows.
+
+    ``os.umask`` can only be read by setting it, which races with other threads creating files,
+    so Linux's ``/proc/self/status`` is preferred.
+    """
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: Path) -> None:
+    """Give ``path`` (and, for a directory, everything in it) the mode a plain ``open()`` or
+    ``mkdir`` would have: ``tempfile`` and safetensors create 0600/0700, which would make a
+    checkpoint unreadable to the serving user or the group that shares it."""
+    mask = current_umask()
+    if path.is_dir() and not path.is_symlink():
+        for child in path.rglob("*"):
+            if child.is_symlink():
+                continue
+            child.chmod((_DIR_MODE if child.is_dir() else _FILE_MODE) & ~mask)
+        path.chmod(_DIR_MODE & ~mask)
+    else:
+        path.chmod(_FILE_MODE & ~mask)
 
 
 def sha256_file(path: Path) -> str:
@@ -67,18 +102,25 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 
     On error the temporary directory is removed and ``target`` is untouched. An existing
     ``target`` is moved aside, replaced, then deleted, so a crash between the two renames
-    leaves the old content under a hidden name rather than a mix of old and new files.
+    leaves the old content under a hidden name rather than a mix of old and new files; a
+    failed second rename moves the old content back. The result has umask-honouring modes.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staging
+        apply_umask(staging)
         if target.exists():
             old = staging.with_suffix(".old")
             target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old)
+            try:
+                staging.rename(target)
+            except BaseException:
+                old.rename(target)
+                raise
+            # the new content is in place: a leftover copy is cleared by the next write
+            shutil.rmtree(old, ignore_errors=True)
         else:
             staging.rename(target)
     except BaseException:
@@ -88,7 +130,10 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto it."""
+    """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto it.
+
+    The file gets ``0666 & ~umask``, as a plain ``open()`` would give it, not mkstemp's 0600.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(target)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -97,6 +142,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     try:
         yield staging
         fsync_file(staging)
+        apply_umask(staging)
         staging.replace(target)
     except BaseException:
         staging.unlink(missing_ok=True)
