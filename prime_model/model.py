@@ -8,7 +8,7 @@ depend on how much padding its batch has, nor on where that padding sits.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Final, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
@@ -19,6 +19,49 @@ from prime_model.config import PredictorConfig
 from prime_model.errors import PredictorError
 
 INIT_STD = 0.02
+MAX_INPUT_MAGNITUDE: Final = 1e4
+"""Largest |value| accepted in a context or query embedding. Encoders emit vectors of about
+unit length, so this is generous; far larger values overflow float32 in the LayerNorm
+variance (or already in the cast) and turn the prediction into NaN or noise that differs
+between backends, so they are refused rather than served."""
+FLOAT32_MAX: Final = float(torch.finfo(torch.float32).max)
+
+
+def value_problem(
+    name: str, dtype: str, *, finite: bool, finite_as_float32: bool, max_abs: float
+) -> str | None:
+    """Why an input's values cannot be served, or None: one wording for every backend.
+
+    ``finite``: as given; ``finite_as_float32``: after the cast to the compute dtype;
+    ``max_abs``: the largest magnitude after that cast (only read when both are finite).
+    """
+    if not finite:
+        return f"{name} contains NaN or infinite values; expected finite embeddings"
+    if not finite_as_float32:
+        return (
+            f"{name} ({dtype}) has values beyond float32's range (|x| > {FLOAT32_MAX:.2e}), "
+            f"which become infinite when cast to float32; expected |x| <= "
+            f"{MAX_INPUT_MAGNITUDE:.0e}"
+        )
+    if max_abs > MAX_INPUT_MAGNITUDE:
+        return (
+            f"{name} has values of magnitude up to {max_abs:.3e}, beyond the accepted "
+            f"|x| <= {MAX_INPUT_MAGNITUDE:.0e} (embeddings are about unit length; larger values "
+            "overflow float32 inside the model): check the encoder's output"
+        )
+    return None
+
+
+def layout_problem(name: str, value: Tensor) -> str | None:
+    """Sparse and nested tensors have no dense values to check or compute on."""
+    if value.layout != torch.strided:
+        return (
+            f"{name} is a sparse tensor (layout {value.layout}); expected a dense tensor: "
+            "call .to_dense() first"
+        )
+    if value.is_nested:
+        return f"{name} is a nested tensor; expected a dense, rectangular tensor"
+    return None
 
 
 class SelfAttention(nn.Module):
@@ -222,25 +265,39 @@ class EmbeddingPredictor(nn.Module):
         for name, value in (("context", context), ("query", query)):
             if not isinstance(value, Tensor):
                 raise PredictorError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            problem = layout_problem(name, value)
+            if problem:
+                raise PredictorError(problem)
         B, N = check_shapes(
             self.config, tuple(context.shape), tuple(query.shape), inference=not self.training
         )
-        device = self.pred_token.device
-        self._validate_values("context", context, device)
-        self._validate_values("query", query, device)
+        device, dtype = self.pred_token.device, self.pred_token.dtype
+        self._validate_values("context", context, device, dtype)
+        self._validate_values("query", query, device, dtype)
         if context_mask is not None:
             self._validate_mask(context_mask, B, N, device)
 
     @staticmethod
-    def _validate_values(name: str, value: Tensor, device: torch.device) -> None:
+    def _validate_values(
+        name: str, value: Tensor, device: torch.device, dtype: torch.dtype
+    ) -> None:
         if not value.is_floating_point():
             raise PredictorError(f"{name} must be a floating-point tensor, got {value.dtype}")
         if value.device != device:
             raise PredictorError(
                 f"{name} is on {value.device} but the model is on {device}; move it with .to()"
             )
-        if not bool(torch.isfinite(value).all()):
-            raise PredictorError(f"{name} contains NaN or infinite values")
+        cast_value = value.detach().to(dtype)  # what forward computes on
+        finite_as_cast = bool(torch.isfinite(cast_value).all())
+        problem = value_problem(
+            name,
+            str(value.dtype).removeprefix("torch."),
+            finite=finite_as_cast or bool(torch.isfinite(value).all()),
+            finite_as_float32=finite_as_cast,
+            max_abs=float(cast_value.abs().max()) if finite_as_cast and value.numel() else 0.0,
+        )
+        if problem:
+            raise PredictorError(problem)
 
     @staticmethod
     def _validate_mask(context_mask: Tensor, B: int, N: int, device: torch.device) -> None:
@@ -248,6 +305,9 @@ class EmbeddingPredictor(nn.Module):
             raise PredictorError(
                 f"context_mask must be a torch.Tensor, got {type(context_mask).__name__}"
             )
+        problem = layout_problem("context_mask", context_mask)
+        if problem:
+            raise PredictorError(problem)
         if context_mask.dtype != torch.bool:
             raise PredictorError(
                 f"context_mask must be bool (True = real turn), got {context_mask.dtype}"

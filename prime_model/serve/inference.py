@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from prime_model.config import PredictorConfig
+from prime_model.devices import check_device
 from prime_model.errors import PredictorError
-from prime_model.model import EmbeddingPredictor, check_shapes
+from prime_model.model import EmbeddingPredictor, check_shapes, layout_problem, value_problem
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ _HALF_DTYPES: Final = (torch.bfloat16, torch.float16)
 
 def _as_numpy(name: str, value: object) -> npt.NDArray[Any]:
     if isinstance(value, Tensor):
+        problem = layout_problem(name, value)
+        if value.device.type == "meta":
+            problem = f"{name} is on the meta device and holds no values; expected a real tensor"
+        if problem:
+            raise PredictorError(problem)
         value = value.detach().cpu()
         # numpy has no bfloat16/float16-on-every-platform story: widen those first
         return (value.float() if value.dtype in _HALF_DTYPES else value).numpy()
@@ -86,10 +92,16 @@ def _float32(name: str, value: npt.NDArray[Any]) -> FloatArray:
         raise PredictorError(f"{name} must be a floating-point array, got dtype {value.dtype}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
         out = np.ascontiguousarray(value, dtype=np.float32)
-    if not np.isfinite(out).all():
-        raise PredictorError(
-            f"{name} contains NaN or infinite values (after casting to float32 where needed)"
-        )
+    finite_as_float32 = bool(np.isfinite(out).all())
+    problem = value_problem(
+        name,
+        str(value.dtype),
+        finite=finite_as_float32 or bool(np.isfinite(value).all()),
+        finite_as_float32=finite_as_float32,
+        max_abs=float(np.abs(out).max()) if finite_as_float32 and out.size else 0.0,
+    )
+    if problem:
+        raise PredictorError(problem)
     return out
 
 
@@ -205,7 +217,7 @@ class EagerPredictor(InferencePredictor):
     """The plain model forward under ``inference_mode``: the baseline every backend is held to."""
 
     def __init__(self, model: EmbeddingPredictor, device: str | torch.device | None = None) -> None:
-        target = torch.device(device) if device is not None else model.pred_token.device
+        target = check_device(device) if device is not None else model.pred_token.device
         super().__init__(model.config, target, "eager")
         self.model = model.to(target).eval()
 
