@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from prime_model.atomic import atomic_file
 from prime_model.config import PredictorConfig, describe_validation_error
 from prime_model.errors import ConfigError, ExportError
+from prime_model.parsing import check_regular_file, parse_json, shown
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +101,14 @@ def read_metadata(model: onnx.ModelProto, where: str) -> tuple[OnnxMetadata, str
     raw: dict[str, Any] = {}
     for key, value in props.items():
         name = key.removeprefix(PREFIX)
-        try:
-            raw[name] = json.loads(value) if name in _JSON_KEYS else value
-        except json.JSONDecodeError as exc:
-            raise ExportError(f"{where}: metadata {key} is not valid JSON ({exc})") from None
+        # bounded: a signed file can still carry a nesting bomb or a 10**5-digit integer
+        if name in _JSON_KEYS:
+            raw[name] = parse_json(value, f"{where}: metadata {key}", ExportError)
+        else:
+            raw[name] = value
     if str(raw.get("format_version")) != str(FORMAT_VERSION):
         raise ExportError(
-            f"{where}: unknown PRIME ONNX format version {raw.get('format_version')!r}; "
+            f"{where}: unknown PRIME ONNX format version {shown(raw.get('format_version'))}; "
             f"expected {FORMAT_VERSION}"
         )
     try:
@@ -190,6 +192,9 @@ def verify_onnx(data: bytes, where: str) -> VerifiedOnnx:
 def load_onnx(path: str | Path) -> VerifiedOnnx:
     """Read and verify a PRIME ONNX file (:class:`ExportError` when it cannot be trusted)."""
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise ExportError(f"{path}: no such ONNX file")
+    check_regular_file(path, "ONNX file", ExportError)  # a FIFO would block read_bytes forever
     try:
         data = path.read_bytes()
     except FileNotFoundError:

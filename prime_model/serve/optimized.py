@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from prime_model.checkpoint import PredictorCheckpoint, load_checkpoint
+from prime_model.devices import check_device
 from prime_model.errors import PredictorError
 from prime_model.model import EmbeddingPredictor
 from prime_model.serve.inference import (
@@ -77,7 +78,7 @@ class OptimizedPredictor(InferencePredictor):
         compile: bool = True,
         dtype: torch.dtype | None = None,
     ) -> None:
-        target = torch.device(device) if device is not None else model.pred_token.device
+        target = check_device(device) if device is not None else model.pred_token.device
         super().__init__(model.config, target, "compiled")
         self.model = model.to(target).eval()
         self.buckets = batch_buckets(model.config.max_batch_size, buckets)
@@ -187,15 +188,14 @@ class OptimizedPredictor(InferencePredictor):
 def resolve_device(
     device: str | torch.device | None, model: EmbeddingPredictor | None
 ) -> torch.device:
-    """None: the model's device (CPU for a file); "auto": CUDA when available, else CPU."""
+    """None: the model's device (CPU for a file); "auto": CUDA when available, else CPU.
+
+    A device this machine lacks (``cuda`` without a GPU, ``cuda:3`` on a 1-GPU host) is a
+    :class:`PredictorError` here, not an ``AssertionError`` at the first ``.to()``.
+    """
     if device is None:
         return model.pred_token.device if model is not None else torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise PredictorError(f"invalid device {device!r}: {exc}") from None
+    return check_device(device, PredictorError)
 
 
 def auto_backend(device: torch.device) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import lightning as L  # noqa: N812
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
@@ -32,9 +33,11 @@ from lightning.pytorch.strategies.launchers.subprocess_script import _Subprocess
 
 from prime_model.checkpoint import save_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
+from prime_model.devices import cuda_device_count
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import CheckpointError, ConfigError
 from prime_model.model import EmbeddingPredictor
+from prime_model.parsing import check_regular_file, shown
 from prime_model.train.datamodule import PredictorDataModule
 from prime_model.train.history import MONITOR, best_epoch, read_history, warn_if_still_improving
 from prime_model.train.lightning_module import PredictorLightningModule
@@ -92,13 +95,11 @@ def train_predictor(
         save_on_train_epoch_end=False,
     )
     csv_logger = CSVLogger(output_dir, name="logs", version="")
-    trainer = L.Trainer(
+    trainer = _trainer(
+        training_config,
         default_root_dir=output_dir,
         max_epochs=training_config.max_epochs,
         max_steps=training_config.max_steps or -1,
-        accelerator=training_config.accelerator,
-        devices=training_config.devices,
-        num_nodes=training_config.num_nodes,
         strategy=lightning_strategy(training_config, inside_pipeline=inside_pipeline),
         precision=training_config.precision,
         gradient_clip_val=training_config.gradient_clip_val,
@@ -162,6 +163,52 @@ def train_predictor(
     return TrainingResult(checkpoint_dir, best_metrics, history, lightning_dir)
 
 
+def _trainer(cfg: TrainingConfig, **options: Any) -> L.Trainer:
+    """``L.Trainer`` on the config's hardware; Lightning's own refusals become :class:`ConfigError`.
+
+    Lightning reports a bad accelerator/devices/precision combination with
+    ``MisconfigurationException``, ``ValueError``, ``TypeError`` or a missing-module error,
+    none of them a :class:`~prime_model.errors.PrimeError`.
+    """
+    try:
+        return L.Trainer(
+            accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, **options
+        )
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as exc:
+        raise ConfigError(
+            f"Lightning cannot train with accelerator={cfg.accelerator!r}, "
+            f"devices={cfg.devices!r}, num_nodes={cfg.num_nodes}, strategy={cfg.strategy!r}, "
+            f"precision={cfg.precision!r} here: {shown(str(exc), 400)}; expected a "
+            "combination this machine supports (accelerator: cpu or auto always works)"
+        ) from None
+
+
+def _check_hardware(cfg: TrainingConfig) -> None:
+    """A GPU asked for on a machine without one: say so before Lightning starts."""
+    accelerator = cfg.accelerator.strip().lower()
+    if accelerator in ("gpu", "cuda"):
+        count = cuda_device_count()
+        if count == 0:
+            raise ConfigError(
+                f"accelerator {cfg.accelerator!r} asks for a GPU, but no CUDA device is "
+                "available on this machine (torch.cuda.is_available() is False); set "
+                "accelerator: cpu, or auto to use a GPU only where there is one"
+            )
+        wanted = cfg.devices if isinstance(cfg.devices, int) else None
+        if isinstance(cfg.devices, str) and cfg.devices.strip().isdigit():
+            wanted = int(cfg.devices)
+        if wanted is not None and wanted > count:
+            raise ConfigError(
+                f"devices={cfg.devices!r} asks for {wanted} GPUs, but this machine has {count} "
+                f"CUDA device(s); set devices to at most {count}, or auto"
+            )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"accelerator {cfg.accelerator!r} asks for Apple MPS, which is not available on "
+            "this machine; set accelerator: cpu or auto"
+        )
+
+
 def _global_step(trainer: L.Trainer, lightning_dir: Path) -> int:
     """Optimizer steps taken, also after ddp_spawn, where the main process never stepped.
 
@@ -216,6 +263,7 @@ def _check_resumable(last: Path) -> None:
     """Read ``last.ckpt`` the way Lightning will (``weights_only``: never arbitrary unpickling)
     first, so a foreign, truncated or tampered file is a :class:`CheckpointError`, not a
     ``pickle.UnpicklingError`` from deep inside ``fit``."""
+    check_regular_file(last, "Lightning checkpoint to resume", CheckpointError)  # FIFO: a hang
     try:
         state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -241,6 +289,7 @@ def _check_fit(
             f"turns were encoded by {encoded.encoder_name} as {encoded.dim}-d embeddings but the "
             f"predictor has input_dim={dims[0]}, output_dim={dims[1]}"
         )
+    _check_hardware(training_config)
     if training_config.precision == "16-mixed" and not torch.cuda.is_available():
         raise ConfigError("precision '16-mixed' needs a CUDA GPU; use '32-true' or 'bf16-mixed'")
 
