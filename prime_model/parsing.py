@@ -29,6 +29,18 @@ MAX_YAML_NODES: Final = 100_000
 MAX_YAML_DEPTH: Final = 100
 """Deepest YAML nesting accepted (the composer recurses in Python)."""
 
+INVISIBLE: Final = (
+    r"\s\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4"
+    r"\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
+    r"\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    r"\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000e0100-\U000e01ef"
+)
+"""Regex class body of what shows nothing: whitespace, every format (``Cf``) character (zero-width
+spaces and joiners, BOM, bidi controls, ...), variation selectors and the Hangul fillers."""
+BLANK_PATTERN: Final = rf"^[{INVISIBLE}]*$"
+"""A text that is empty, or whitespace and invisible characters only."""
+_BLANK: Final = re.compile(rf"[{INVISIBLE}]*")
+
 _JSON_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _JSON_BRACKET: Final = re.compile(r"[\[\]{}]")
 
@@ -61,6 +73,11 @@ def shown(value: object, limit: int = 200) -> str:
         keep = max(limit - 5, 1)
         text = f"{text[:keep]}...{text[-2:]}" if limit >= 8 else text[:limit]
     return text
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: ``str.strip`` keeps U+200B, U+2060, U+FEFF, ..."""
+    return _BLANK.fullmatch(text) is not None
 
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:

@@ -18,15 +18,19 @@ from prime_model.data.records import (
     Record,
     check_file,
     data_suffix,
+    id_field,
     load_records,
+    optional_id,
     read_text,
     require,
+    split_lines,
     string_list,
     text_field,
     turn_number,
 )
 from prime_model.data.schema import COLUMNS, conform_frame
 from prime_model.errors import DataValidationError
+from prime_model.parsing import shown
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,8 @@ NO_ANSWER: Final = frozenset({"UNANSWERABLE", "CANNOTANSWER"})
 _SHARED_FIELDS: Final = ("Conversation_no", "Turn_no", "Context", "Question")
 _CANARD_FIELDS: Final = ("History", "QuAC_dialog_id", "Question", "Question_no", "Rewrite")
 _STRINGS: Final = "a list of strings"
-_CANARD_ID: Final = re.compile(r"^(?P<dialog>.+)_q#(?P<turn>\d+)$")
+# ASCII digits, at most 9: int() of thousands of digits raises a bare ValueError
+_CANARD_ID: Final = re.compile(r"^(?P<dialog>.+)_q#(?P<turn>[0-9]{1,9})$")
 
 
 def read_public(path: Path, fmt: str, target: str) -> pd.DataFrame:
@@ -86,14 +91,14 @@ def _qrecc_row(record: Record, path: Path, index: int, target: str) -> Record:
     """Prefix the id with the source: QReCC numbers conversations per source (quac, nq, trec)."""
     field = "Answer" if target == "answer" else "Rewrite"
     common = _common_fields(record, path, index, "qrecc", field)
-    source = record.get("Conversation_source") or ""
-    number = record["Conversation_no"]
-    url = record.get("Answer_URL")
+    source = optional_id(record.get("Conversation_source"), path, f"record {index} source")
+    number = id_field(record, "Conversation_no", path, index)
+    url = optional_id(record.get("Answer_URL"), path, f"record {index} field 'Answer_URL'")
     return {
-        "conversation_id": f"{source}_{number}" if source else str(number),
+        "conversation_id": f"{source}_{number}" if source else number,
         **common,
         "target": text_field(record, field, path, index),
-        "target_id": str(url) if target == "answer" and url else None,
+        "target_id": url if target == "answer" and url else None,
     }
 
 
@@ -102,13 +107,13 @@ def _gold_passage(record: Record, path: Path, index: int) -> tuple[str, str | No
     passage = record["Gold_passage"]
     if not isinstance(passage, dict) or not isinstance(passage.get("text"), str):
         raise DataValidationError(
-            f"{path}: record {index} field 'Gold_passage' is {passage!r:.80}; expected an "
+            f"{path}: record {index} field 'Gold_passage' is {shown(passage, 80)}; expected an "
             "object with a string 'text' (and optional 'id', 'title')"
         )
     title = passage.get("title") or ""
     text = f"{title}: {passage['text']}" if title else passage["text"]
-    passage_id = passage.get("id")
-    return text, None if passage_id is None else str(passage_id)
+    where = f"record {index} field 'Gold_passage.id'"
+    return text, optional_id(passage.get("id"), path, where)
 
 
 def _topiocqa_row(record: Record, path: Path, index: int, target: str) -> Record:
@@ -119,7 +124,7 @@ def _topiocqa_row(record: Record, path: Path, index: int, target: str) -> Record
     else:
         text, target_id = text_field(record, "Answer", path, index), None
     return {
-        "conversation_id": str(record["Conversation_no"]),
+        "conversation_id": id_field(record, "Conversation_no", path, index),
         **common,
         "target": text,
         "target_id": target_id,
@@ -158,14 +163,14 @@ def canard_pair(path: Path) -> tuple[Path, Path]:
 def _tsv_lines(path: Path) -> list[tuple[str, int, str]]:
     """(dialog id, 0-based turn, text) per line of ``<dialog>_q#<k> TAB text``."""
     out: list[tuple[str, int, str]] = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(split_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         key, tab, text = line.partition("\t")
         match = _CANARD_ID.match(key)
         if not tab or match is None:
             raise DataValidationError(
-                f"{path}: line {number} is {line[:80]!r}; expected '<dialog id>_q#<k><TAB>text'"
+                f"{path}: line {number} is {shown(line, 80)}; expected '<dialog id>_q#<k><TAB>text'"
             )
         out.append((match["dialog"], int(match["turn"]), text))
     return out

@@ -8,9 +8,7 @@ the file, the problem and what was expected, instead of a pandas or JSON traceba
 from __future__ import annotations
 
 import io
-import json
 import logging
-import reprlib
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +25,7 @@ from prime_model.data.records import (
 )
 from prime_model.data.schema import COLUMNS, conform_frame
 from prime_model.errors import DataValidationError
+from prime_model.parsing import parse_json, shown
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +92,15 @@ def _decode_history(value: object, path: Path, where: str) -> list[str]:
     """CSV cells are flat text, so a history is stored as a JSON list string."""
     expected = 'a JSON list of strings such as \'["hi", "hello"]\''
     try:
-        decoded = json.loads(value) if isinstance(value, str) else value
-    except json.JSONDecodeError:
+        decoded = (
+            parse_json(value, "cell", DataValidationError, expected=expected)
+            if isinstance(value, str)
+            else value
+        )
+    except DataValidationError as exc:
+        problem = str(exc).removeprefix("cell: ").split("; expected")[0]
         raise DataValidationError(
-            f"{path}: {where} is {reprlib.repr(value)}, not valid JSON; expected {expected}"
+            f"{path}: {where} is {shown(value)}, not valid JSON; expected {expected} ({problem})"
         ) from None
     return string_list(decoded, path, where, expected)
 

@@ -6,9 +6,8 @@ the place and what was expected, so readers never leak a ``gzip``, ``json`` or p
 
 from __future__ import annotations
 
+import errno
 import gzip
-import json
-import reprlib
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 from prime_model.errors import DataValidationError
+from prime_model.parsing import check_regular_file, parse_json, shown
 
 Record = dict[str, Any]
 GZIP_SUFFIX: Final = ".gz"
@@ -31,13 +31,20 @@ def data_suffix(path: Path) -> str:
 
 
 def check_file(path: Path) -> None:
-    """Fail with the path in the message rather than with a bare OSError deep in pandas."""
-    if not path.exists():
-        raise DataValidationError(f"{path}: file not found; expected an existing data file")
-    if path.is_dir():
-        raise DataValidationError(f"{path}: is a directory, not a file; expected a data file")
-    if not path.is_file():
-        raise DataValidationError(f"{path}: is not a regular file; expected a data file")
+    """Fail with the path and what it really is (a FIFO, a symlink loop, ...), without opening it.
+
+    ``stat``, never ``open``: opening a named pipe blocks until a writer comes, possibly forever.
+    """
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not path.is_symlink():
+            raise DataValidationError(
+                f"{path}: file not found; expected an existing data file"
+            ) from None
+    except ValueError:
+        pass  # an embedded NUL: check_regular_file names it
+    check_regular_file(path, "data file", DataValidationError)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -54,19 +61,63 @@ def read_bytes(path: Path) -> bytes:
 
 
 def read_text(path: Path) -> str:
+    """UTF-8 text; a leading byte-order mark (Windows editors write one) is dropped."""
     try:
-        return read_bytes(path).decode("utf-8")
+        return read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataValidationError(f"{path}: not valid UTF-8 text ({exc})") from None
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines as JSON lines and TSV mean them: split on ``\\n`` only, a trailing ``\\r`` dropped.
+
+    ``str.splitlines`` also splits on U+2028, U+2029, U+0085, ``\\f``, ..., which are legal
+    inside a JSON string and so would cut a valid record in two.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def parse_json_lines(path: Path, text: str) -> list[Record]:
-    """Parse one JSON object per non-blank line, naming the line that is broken."""
+    """Parse one JSON object per non-blank line, naming the line that is broken.
+
+    A pretty-printed JSON document (an array of records, or one object, over several lines) is
+    recognised as such instead of being reported as a broken first line: an array of objects is
+    read, anything else is refused with what it is.
+    """
+    lines = split_lines(text)
+    first = next((n for n, line in enumerate(lines) if line.strip()), None)
+    if first is not None and _spans_lines(lines[first]):
+        return _document_records(path, text)
     return [
         as_record(_loads(line, path, number, "one JSON object per line"), path, f"line {number}")
-        for number, line in enumerate(text.splitlines(), start=1)
+        for number, line in enumerate(lines, start=1)
         if line.strip()
     ]
+
+
+def _spans_lines(first_line: str) -> bool:
+    """Whether the first non-blank line opens a JSON value that it does not close."""
+    head = first_line.strip()
+    if not head.startswith(("{", "[")):
+        return False
+    try:
+        parse_json(head, "first line", DataValidationError)
+    except DataValidationError:
+        return True
+    return False
+
+
+def _document_records(path: Path, text: str) -> list[Record]:
+    expected = "a JSON array of objects, or one JSON object per line (JSON lines)"
+    data = parse_json(text, str(path), DataValidationError, expected=expected)
+    if isinstance(data, dict):
+        raise DataValidationError(
+            f"{path}: is a single JSON object spanning several lines (keys "
+            f"{shown(sorted(data)[:10])}), not JSON lines; expected {expected}"
+        )
+    if not isinstance(data, list):
+        raise DataValidationError(f"{path}: is a JSON {type(data).__name__}; expected {expected}")
+    return [as_record(value, path, f"record {index}") for index, value in enumerate(data)]
 
 
 def load_records(path: Path) -> list[Record]:
@@ -74,19 +125,12 @@ def load_records(path: Path) -> list[Record]:
     text = read_text(path)
     if not text.lstrip().startswith("["):
         return parse_json_lines(path, text)
-    data = _loads(text, path, None, "a JSON array of objects")
-    return [as_record(value, path, f"record {index}") for index, value in enumerate(data)]
+    return _document_records(path, text)
 
 
-def _loads(text: str, path: Path, line: int | None, expected: str) -> Any:
-    """``json.loads`` whose error names the file, the line and what was expected."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = exc.lineno if line is None else line
-        raise DataValidationError(
-            f"{path}: invalid JSON on line {where} ({exc.msg}); expected {expected}"
-        ) from None
+def _loads(text: str, path: Path, line: int, expected: str) -> Any:
+    """Strict ``json.loads`` of one line, whose error names the file, the line and the need."""
+    return parse_json(text, str(path), DataValidationError, expected=expected, line=line)
 
 
 def as_record(value: object, path: Path, where: str) -> Record:
@@ -102,7 +146,7 @@ def string_list(value: object, path: Path, where: str, expected: str) -> list[st
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise DataValidationError(f"{path}: {where} is {reprlib.repr(value)}; expected {expected}")
+        raise DataValidationError(f"{path}: {where} is {shown(value)}; expected {expected}")
     return value
 
 
@@ -119,9 +163,33 @@ def text_field(record: Record, field: str, path: Path, index: int) -> str:
     value = record[field]
     if not isinstance(value, str):
         raise DataValidationError(
-            f"{path}: record {index} field {field!r} is {reprlib.repr(value)}; expected a string"
+            f"{path}: record {index} field {field!r} is {shown(value)}; expected a string"
         )
     return value
+
+
+def id_field(record: Record, field: str, path: Path, index: int) -> str:
+    """An id given as a string or an integer; a list or object would be silently stringified."""
+    value = optional_id(record[field], path, f"record {index} field {field!r}")
+    if value is None:
+        raise DataValidationError(
+            f"{path}: record {index} field {field!r} is null; expected a string or integer id"
+        )
+    return value
+
+
+def optional_id(value: object, path: Path, where: str) -> str | None:
+    """``str`` of a string or integer id, None for null; anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise DataValidationError(
+        f"{path}: {where} is the {type(value).__name__} {shown(value)}; expected a string or "
+        "integer id"
+    )
 
 
 def turn_number(record: Record, field: str, path: Path, index: int) -> int:
@@ -129,6 +197,6 @@ def turn_number(record: Record, field: str, path: Path, index: int) -> int:
     value = record[field]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DataValidationError(
-            f"{path}: record {index} field {field!r} is {reprlib.repr(value)}; expected an int >= 1"
+            f"{path}: record {index} field {field!r} is {shown(value)}; expected an int >= 1"
         )
     return value - 1

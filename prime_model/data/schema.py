@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.errors import ConfigError, DataValidationError
+from prime_model.parsing import shown
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def conform_frame(
             f"expected {list(required)} (+ optional {optional}), "
             f"got {list(frame.columns)}"
         )
-    out = frame.reindex(columns=list(COLUMNS)).copy()
+    out = _plain_text_columns(frame.reindex(columns=list(COLUMNS)))
     if "target" not in frame.columns:  # prediction inputs: no target, and None says so
         out["target"] = pd.Series([None] * len(out), index=out.index, dtype=object)
     # Parquet hands list cells back as numpy arrays: the schema's history is a list
@@ -97,7 +98,9 @@ def conform_frame(
     )
     for column in ("conversation_id", "target_id"):
         out[column] = pd.Series(
-            [_optional_str(v) for v in out[column]], index=out.index, dtype=object
+            [_optional_str(v, source, column, row) for row, v in enumerate(out[column])],
+            index=out.index,
+            dtype=object,
         )
     turn = pd.to_numeric(out["turn"], errors="coerce")
     # True would become turn 1 and 2**64 would wrap around to a negative turn: refuse both
@@ -113,13 +116,49 @@ def conform_frame(
     return out.reset_index(drop=True)
 
 
-def _optional_str(value: object) -> str | None:
-    """Ids arrive as str, int, NaN (CSV/Parquet gaps) or None; keep str, or None for a gap."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+def _plain_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose categorical and ``string``-dtype columns are plain object columns.
+
+    Parquet writers dictionary-encode repetitive strings and pandas reads them back as
+    ``category`` (or, with the pyarrow backend, as ``string``): the values are strings all the
+    same, so they are kept as the schema's ``object`` strings, missing values as None.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype):
+            values = out[column].astype(object)
+            out[column] = pd.Series(
+                [
+                    None if v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
+                    for v in values
+                ],
+                index=out.index,
+                dtype=object,
+            )
+    return out
+
+
+def _optional_str(value: object, source: str, column: str, row: int) -> str | None:
+    """Ids arrive as str, int, NaN (CSV/Parquet gaps) or None; keep str, or None for a gap.
+
+    Anything else (a list, an object, a bool) is refused: ``str()`` would silently make an id
+    such as ``"{'a': 1}"`` out of it.
+    """
+    if value is None or value is pd.NA:
         return None
-    if isinstance(value, float) and value.is_integer():  # pandas made [3, NaN] into [3.0, NaN]
-        return str(int(value))
-    return str(value)
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return None
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))  # pandas made [3, NaN] into [3.0, NaN]
+    raise DataValidationError(
+        f"{source}: row {row} column {column!r} is the {type(value).__name__} {shown(value)}; "
+        "expected a string or integer"
+    )
 
 
 def truncate_histories(turns: pd.DataFrame, max_context_length: int) -> pd.DataFrame:

@@ -17,12 +17,13 @@ from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig
 from prime_model.data.schema import COLUMNS, DTYPES, Turn, required_columns
+from prime_model.parsing import BLANK_PATTERN
 
 # Columns whose values must be strings, read off the schema's Turn model (str or str | None).
 _TEXT_COLUMNS: Final = tuple(
     name for name, info in Turn.model_fields.items() if info.annotation in (str, str | None)
 )
-_BLANK: Final = r"^\s*$"
+_BLANK: Final = BLANK_PATTERN  # whitespace, zero-width and other invisible characters only
 
 
 class ValidationConfig(FrozenConfig):

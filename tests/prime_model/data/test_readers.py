@@ -203,7 +203,9 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         read_turns(tmp_path / "nope.jsonl")
     folder = tmp_path / "dir.csv"
     folder.mkdir()
-    with pytest.raises(DataValidationError, match=r"dir\.csv: is a directory"):
+    with pytest.raises(
+        DataValidationError, match=r"dir\.csv: cannot read data file: it is a directory"
+    ):
         read_turns(folder)
 
 
