@@ -24,6 +24,7 @@ from prime_model.atomic import atomic_file
 from prime_model.data.schema import truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.errors import DataValidationError
+from prime_model.parsing import check_regular_file, parse_json, shown
 
 logger = logging.getLogger(__name__)
 
@@ -102,30 +103,85 @@ class EncodedTurns:
 
     @classmethod
     def load(cls, path: str | Path) -> EncodedTurns:
+        """Read a file written by :meth:`save`; anything else is a :class:`DataValidationError`."""
         path = Path(path)
+        check_regular_file(path, "encoded-turns file", DataValidationError)
         try:
             tensors = load_file(str(path))
             with safe_open(str(path), framework="pt") as handle:
                 header = handle.metadata() or {}
         except (SafetensorError, OSError) as exc:
             raise DataValidationError(
-                f"{path}: not a readable encoded-turns file ({exc})"
+                f"{path}: not a readable encoded-turns file ({shown(str(exc))})"
             ) from None
         if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
             raise DataValidationError(
                 f"{path}: expected {FORMAT} version {FORMAT_VERSION}, got "
-                f"{header.get('format')!r} version {header.get('format_version')!r}"
+                f"{shown(header.get('format'))} version {shown(header.get('format_version'))}"
             )
         missing = sorted(set(_TENSORS) - set(tensors))
         if missing:
             raise DataValidationError(f"{path}: missing tensors {missing}")
+        absent = sorted(set(_HEADER) - set(header))
+        if absent:
+            raise DataValidationError(
+                f"{path}: header is missing field(s) {absent}; an encoded-turns file has "
+                f"{sorted(_HEADER)}"
+            )
+        _check_tensors(path, tensors)
+        dim = header["dim"]
+        if not (dim.isascii() and dim.isdigit() and 0 < len(dim) <= 9 and int(dim) > 0):
+            raise DataValidationError(
+                f"{path}: header field 'dim' is {shown(dim)}; expected a positive integer"
+            )
         return cls(
             **{name: tensors[name] for name in _TENSORS},
-            conversation_ids=json.loads(header["conversation_ids"]),
-            corpus_ids=json.loads(header["corpus_ids"]),
+            conversation_ids=_id_list(header, "conversation_ids", path),
+            corpus_ids=_id_list(header, "corpus_ids", path),
             encoder_name=header["encoder_name"],
-            dim=int(header["dim"]),
+            dim=int(dim),
         )
+
+
+_HEADER = ("conversation_ids", "corpus_ids", "encoder_name", "dim")
+# name -> (rank, dtypes it may have, what to call them)
+_FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_TENSOR_KINDS: dict[str, tuple[int, tuple[torch.dtype, ...], str]] = {
+    "context": (3, _FLOATS, "floating-point"),
+    "context_mask": (2, (torch.bool,), "bool"),
+    "query": (2, _FLOATS, "floating-point"),
+    "target": (2, _FLOATS, "floating-point"),
+    "corpus": (2, _FLOATS, "floating-point"),
+    "target_index": (1, (torch.int64,), "int64"),
+    "turns": (1, (torch.int64,), "int64"),
+}
+
+
+def _check_tensors(path: Path, tensors: Mapping[str, Tensor]) -> None:
+    """Ranks, dtypes and the corpus index range, so a foreign file fails here, typed."""
+    for name, (rank, dtypes, kind) in _TENSOR_KINDS.items():
+        tensor = tensors[name]
+        if tensor.dim() != rank or tensor.dtype not in dtypes:
+            raise DataValidationError(
+                f"{path}: tensor {name!r} is {tensor.dim()}-D {tensor.dtype}; expected a "
+                f"{rank}-D {kind} tensor"
+            )
+    index, corpus = tensors["target_index"], tensors["corpus"]
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= corpus.shape[0]):
+        raise DataValidationError(
+            f"{path}: target_index holds values outside [0, {corpus.shape[0]}); expected rows "
+            "of corpus"
+        )
+
+
+def _id_list(header: Mapping[str, str], field: str, path: Path) -> list[str]:
+    """A header id list: JSON, parsed strictly (no duplicate keys, bounded depth and numbers)."""
+    value = parse_json(header[field], f"{path}: header field {field!r}", DataValidationError)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise DataValidationError(
+            f"{path}: header field {field!r} is {shown(value)}; expected a JSON list of strings"
+        )
+    return value
 
 
 class TextTable:
