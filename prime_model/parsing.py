@@ -231,30 +231,59 @@ def check_regular_file(path: Path, what: str, error: type[PrimeError]) -> None:
         raise error(f"{path}: cannot read {what}: it {kind}; expected a regular file")
 
 
+def _dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become) a directory, in words; None when it can."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno != errno.ENOENT or path.is_symlink():
+            return _stat_problem(path, exc)
+        for parent in path.parents:  # the nearest existing ancestor must be a directory
+            if parent.exists() or parent.is_symlink():
+                if not parent.is_dir():
+                    return f"cannot be created: {parent} is not a directory"
+                return None
+        return None
+    if stat.S_ISDIR(mode):
+        return None
+    return f"{file_kind(mode) or 'is a regular file'}, not a directory"
+
+
 def check_output_dir(path: Path, what: str, error: type[PrimeError]) -> None:
     """Refuse an output directory that exists as something else, or sits under a file.
 
     A missing directory is fine (the writer creates it); checked before any work is done, so a
     long run cannot end in an ``OSError`` about its output path.
     """
+    problem = _dir_problem(Path(path))
+    if problem is not None:
+        raise error(f"{path}: {what} {problem}; expected a directory")
+
+
+def check_output_file(path: Path, what: str, error: type[PrimeError]) -> None:
+    """Refuse an output file path that is a directory, a FIFO, ..., or whose folder cannot be.
+
+    An existing regular file is fine (it is replaced); checked before any work is done.
+    """
     path = Path(path)
     try:
-        mode = Path(path).stat().st_mode
+        mode = path.stat().st_mode
     except OSError as exc:
-        if exc.errno == errno.ENOENT and not path.is_symlink():
-            for parent in path.parents:
-                if parent.exists() or parent.is_symlink():
-                    if not parent.is_dir():
-                        raise error(
-                            f"{path}: {what} cannot be created: {parent} is not a directory; "
-                            "expected a directory path"
-                        ) from None
-                    return
-            return
-        raise error(f"{path}: {what} {_stat_problem(path, exc)}; expected a directory") from None
-    if not stat.S_ISDIR(mode):
-        kind = file_kind(mode) or "is a regular file"
-        raise error(f"{path}: {what} {kind}, not a directory; expected a directory")
+        if exc.errno != errno.ENOENT or path.is_symlink():
+            problem = _stat_problem(path, exc)
+            raise error(
+                f"cannot write {path}: the {what} {problem}; expected a file path"
+            ) from None
+    else:
+        if not stat.S_ISREG(mode):
+            kind = file_kind(mode) or "is not a regular file"
+            raise error(f"cannot write {path}: the {what} {kind}; expected a file path")
+    folder = _dir_problem(path.parent)
+    if folder is not None:
+        raise error(
+            f"cannot write {path}: the {what}'s folder {path.parent} {folder}; expected a "
+            "folder that is or can become a directory"
+        )
 
 
 def read_text_file(path: Path, what: str, error: type[PrimeError]) -> str:

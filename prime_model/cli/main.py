@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Final
 
 from prime_model.cli.inference import add_inference_commands, write_text
 from prime_model.cli.predict import add_predict_command
-from prime_model.errors import PrimeError
+from prime_model.errors import ConfigError, PrimeError
+from prime_model.parsing import check_output_dir, check_output_file
 from prime_model.presets import (
     PREDICTOR_PRESETS,
     TRAINING_PRESETS,
@@ -205,6 +206,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from prime_model.evaluate.evaluation import evaluate  # noqa: PLC0415
 
     # cheapest checks first: a typo in a path must not wait for the encoder to load
+    if args.html is not None:
+        check_output_file(args.html, "--html report file", ConfigError)
     turns = read_turns(args.data, args.format, target=args.target)
     device = args.device
     if device == "auto":
@@ -246,6 +249,7 @@ def _train(args: argparse.Namespace) -> int:
     from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
     from prime_model.train.workflow import train_and_evaluate  # noqa: PLC0415
 
+    check_output_dir(args.out, "--out folder", ConfigError)  # before any training
     predictor = predictor_config(args.predictor)
     training = training_config(args.training)
     sample = args.data == "sample"

@@ -10,6 +10,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from prime_model.errors import ConfigError
+from prime_model.parsing import check_output_file
+
 logger = logging.getLogger("prime_model.cli")
 
 Commands = argparse._SubParsersAction  # argparse exposes no public name for it
@@ -54,6 +57,7 @@ def _predict(args: argparse.Namespace) -> int:
     from prime_model.serve.batch_prediction import predict_turns, save_embeddings  # noqa: PLC0415
     from prime_model.serve.optimized import create_predictor  # noqa: PLC0415
 
+    check_output_file(args.out, "--out embeddings file", ConfigError)  # before hours of work
     turns = read_turns(args.data, args.format, require_target=False)
     validate_turns(
         turns,

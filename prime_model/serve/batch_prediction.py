@@ -20,7 +20,8 @@ from prime_model.config import PredictorConfig
 from prime_model.data.schema import truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.encoding import TextTable
-from prime_model.errors import DataValidationError, PrimeError
+from prime_model.errors import ConfigError, DataValidationError
+from prime_model.parsing import check_output_file, check_regular_file, shown
 
 logger = logging.getLogger(__name__)
 
@@ -86,22 +87,58 @@ def predict_turns(
 def save_embeddings(predictions: pd.DataFrame, path: str | Path) -> Path:
     """Parquet with a float32 list column (readable by pandas, Arrow, DuckDB, Spark); atomic."""
     path = Path(path)
+    check_output_file(path, "embeddings file", ConfigError)
     try:
         with atomic_file(path) as staging:
             predictions.to_parquet(staging, index=False)
-    except OSError as exc:  # a parent that is a file, no permission, a full disk
-        raise PrimeError(f"cannot write {path}: {exc}; expected a writable file path") from None
+    except OSError as exc:  # no permission, a full disk
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror or exc}; expected a writable file path"
+        ) from None
     return path
 
 
 def load_embeddings(path: str | Path) -> pd.DataFrame:
-    """The frame :func:`save_embeddings` wrote; ``embedding`` cells are float32 arrays."""
+    """The frame :func:`save_embeddings` wrote; ``embedding`` cells are float32 arrays.
+
+    Every cell must be a list of numbers, all of one length: a string, null or ragged cell is
+    a :class:`DataValidationError` naming its row, not a numpy ``ValueError``.
+    """
+    path = Path(path)
+    check_regular_file(path, "embeddings file", DataValidationError)
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise DataValidationError(f"{path}: not a readable embeddings file ({exc})") from None
+        raise DataValidationError(
+            f"{path}: not a readable embeddings file ({shown(str(exc))})"
+        ) from None
     if EMBEDDING_COLUMN not in frame:
         raise DataValidationError(f"{path}: no {EMBEDDING_COLUMN!r} column; got {list(frame)}")
-    vectors = [np.asarray(v, dtype=np.float32) for v in frame[EMBEDDING_COLUMN]]
+    vectors = [_vector(v, path, row) for row, v in enumerate(frame[EMBEDDING_COLUMN])]
+    dims = sorted({v.shape[0] for v in vectors})
+    if len(dims) > 1:
+        raise DataValidationError(
+            f"{path}: {EMBEDDING_COLUMN!r} cells have lengths {dims[:5]}; expected one dimension"
+        )
     frame[EMBEDDING_COLUMN] = pd.Series(vectors, index=frame.index, dtype=object)
     return frame
+
+
+def _vector(cell: object, path: Path, row: int) -> np.ndarray:
+    expected = "a list of numbers (float32)"
+    if isinstance(cell, str | bytes) or cell is None:
+        raise DataValidationError(
+            f"{path}: row {row} column {EMBEDDING_COLUMN!r} is {shown(cell)}; expected {expected}"
+        )
+    try:
+        vector = np.asarray(cell, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise DataValidationError(
+            f"{path}: row {row} column {EMBEDDING_COLUMN!r} is {shown(cell)}; expected {expected}"
+        ) from None
+    if vector.ndim != 1:
+        raise DataValidationError(
+            f"{path}: row {row} column {EMBEDDING_COLUMN!r} has shape {vector.shape}; "
+            f"expected {expected}"
+        )
+    return vector
