@@ -20,8 +20,8 @@ from prime_model.config import PredictorConfig
 from prime_model.data.schema import truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.encoding import TextTable
-from prime_model.errors import ConfigError, DataValidationError
-from prime_model.parsing import check_output_file, check_regular_file, shown
+from prime_model.errors import DataValidationError, PrimeError
+from prime_model.parsing import check_regular_file, shown
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +87,11 @@ def predict_turns(
 def save_embeddings(predictions: pd.DataFrame, path: str | Path) -> Path:
     """Parquet with a float32 list column (readable by pandas, Arrow, DuckDB, Spark); atomic."""
     path = Path(path)
-    check_output_file(path, "embeddings file", ConfigError)
     try:
         with atomic_file(path) as staging:
             predictions.to_parquet(staging, index=False)
-    except OSError as exc:  # no permission, a full disk
-        raise ConfigError(
-            f"cannot write {path}: {exc.strerror or exc}; expected a writable file path"
-        ) from None
+    except OSError as exc:  # a parent that is a file, no permission, a full disk
+        raise PrimeError(f"cannot write {path}: {exc}; expected a writable file path") from None
     return path
 
 
