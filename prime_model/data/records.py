@@ -85,8 +85,8 @@ def parse_json_lines(path: Path, text: str) -> list[Record]:
     read, anything else is refused with what it is.
     """
     lines = split_lines(text)
-    first = next((n for n, line in enumerate(lines) if line.strip()), None)
-    if first is not None and _spans_lines(lines[first]):
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first in ("{", "[") or (_spans_lines(first) and _is_json(text)):
         return _document_records(path, text)
     return [
         as_record(_loads(line, path, number, "one JSON object per line"), path, f"line {number}")
@@ -105,6 +105,14 @@ def _spans_lines(first_line: str) -> bool:
     except DataValidationError:
         return True
     return False
+
+
+def _is_json(text: str) -> bool:
+    try:
+        parse_json(text, "document", DataValidationError)
+    except DataValidationError:
+        return False
+    return True
 
 
 def _document_records(path: Path, text: str) -> list[Record]:
