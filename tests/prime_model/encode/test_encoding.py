@@ -125,7 +125,9 @@ def test_load_refuses_other_files(tmp_path: Path) -> None:
     )
     with pytest.raises(DataValidationError, match="missing tensors"):
         EncodedTurns.load(other)
-    with pytest.raises(DataValidationError, match="absent.safetensors: no such encoded-turns file"):
+    with pytest.raises(
+        DataValidationError, match=r"absent\.safetensors: no such encoded-turns file"
+    ):
         EncodedTurns.load(tmp_path / "absent.safetensors")
 
 
