@@ -6,6 +6,7 @@ separate, cached steps.
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,18 @@ from prime_model.evaluate.report import EvaluationTable
 from prime_model.train.training import TrainingResult, train_predictor
 
 logger = logging.getLogger(__name__)
+
+
+def _write_report(path: Path, text: str) -> Path:
+    """``write_text_atomic`` with a typed error: a full disk must not end a run in ``OSError``."""
+    try:
+        return write_text_atomic(path, text)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+        raise ConfigError(
+            f"cannot write report {path}: {reason or exc}; expected a writable output directory "
+            "with free space (any earlier version of the report is unchanged)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -74,9 +87,9 @@ def train_and_evaluate(
     try:
         report = validate_turns(turns, validation_config)
     except TurnValidationError as exc:
-        write_text_atomic(validation_html, exc.report.to_html())  # kept for the user to read
+        _write_report(validation_html, exc.report.to_html())  # kept for the user to read
         raise
-    reports = {"validation": write_text_atomic(validation_html, report.to_html())}
+    reports = {"validation": _write_report(validation_html, report.to_html())}
     splits = split_by_conversation(turns, val_fraction, test_fraction, split_seed)
     logger.info("split by conversation: %s turns", splits.sizes())
     judged = "test" if len(splits.test) else "val"
@@ -93,6 +106,6 @@ def train_and_evaluate(
             "judge the model on other data with `prime evaluate`"
         )
     table = evaluate(model, encoded[judged], frames[judged], encoder)
-    reports["evaluation"] = write_text_atomic(output_dir / "evaluation.html", table.to_html())
-    reports["evaluation_md"] = write_text_atomic(output_dir / "evaluation.md", table.to_markdown())
+    reports["evaluation"] = _write_report(output_dir / "evaluation.html", table.to_html())
+    reports["evaluation_md"] = _write_report(output_dir / "evaluation.md", table.to_markdown())
     return RunResult(report, result, table, reports)

@@ -53,6 +53,7 @@ from prime_model.serve.inference import EagerPredictor
 from prime_model.serve.onnx_file import SHA256_KEY, content_sha256, load_onnx
 from prime_model.serve.optimized import OptimizedPredictor
 from prime_model.train.training import train_predictor
+from prime_model.train.workflow import _write_report
 from tests.conftest import make_encoded
 from tests.prime_model.serve.inference_support import CONFIG
 
@@ -265,7 +266,7 @@ def _header_declares(name: str, shape: list[int]) -> Callable[[Path], None]:
     return edit
 
 
-def _metadata_text(text: str) -> Callable[[Path], None]:
+def _metadata_text(text: str) -> Callable[[Path], object]:
     return lambda directory: (directory / METADATA_FILE).write_text(text, encoding="utf-8")
 
 
@@ -335,6 +336,13 @@ def _export_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigge
     monkeypatch.setattr(Path, "write_bytes", _raise(_disk_full()))
     model = _model()
     return lambda: export_onnx(model, tmp_path / "model.onnx")
+
+
+def _report_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
+    """Through the real atomic path: its staging file is removed, the old report is kept."""
+    (tmp_path / "evaluation.md").write_text("the previous report\n", encoding="utf-8")
+    monkeypatch.setattr(Path, "write_text", _raise(_disk_full()))
+    return lambda: _write_report(tmp_path / "evaluation.md", "# new report\n")
 
 
 CHECKPOINT_CASES = [
@@ -463,6 +471,13 @@ CHECKPOINT_CASES = [
         _final_rename_fails,
         CheckpointError,
         "OSError: '[Errno 5] Input/output error'; the previous checkpoint there is unchanged",
+    ),
+    Case(
+        "report-disk-full",
+        "disk-full",
+        _report_disk_full,
+        ConfigError,
+        "evaluation.md: the disk is full; expected a writable output directory with free space",
     ),
     Case(
         "export-disk-full",
