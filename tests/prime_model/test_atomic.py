@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from prime_model.atomic import atomic_directory, atomic_file, sha256_file
+from prime_model.atomic import atomic_directory, atomic_file, current_umask, sha256_file
 
 
 def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
@@ -49,3 +52,33 @@ def test_atomic_file_replaces_only_on_success(tmp_path: Path) -> None:
         raise RuntimeError
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_current_umask_reads_without_changing_it(mask: int) -> None:
+    old = os.umask(mask)
+    try:
+        assert current_umask() == mask
+        assert current_umask() == mask  # reading it did not reset it
+    finally:
+        os.umask(old)
+
+
+def test_a_failed_swap_puts_the_old_directory_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "keep").write_text("old")
+    rename = Path.rename
+
+    def failing(self: Path, to: Any) -> Any:
+        if self.name.endswith(".tmp"):  # the staging directory moving onto the target
+            raise OSError(errno.EIO, "Input/output error")
+        return rename(self, to)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    with pytest.raises(OSError, match="Input/output error"), atomic_directory(target) as staging:
+        (staging / "keep").write_text("new")
+    assert (target / "keep").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
