@@ -27,11 +27,11 @@ from prime_model.bench.machine import (
     model_flops,
 )
 from prime_model.bench.report import BenchmarkReport, BenchmarkRow, RecallCheck
-from prime_model.config import PredictorConfig
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import ConfigError
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
 from prime_model.model import EmbeddingPredictor
+from prime_model.serve.calibration import random_batch
 from prime_model.serve.inference import (
     BACKENDS,
     Batch,
@@ -41,8 +41,12 @@ from prime_model.serve.inference import (
     parity,
     to_numpy,
 )
+from prime_model.serve.int8 import quantize_verified
+from prime_model.serve.onnx_runtime import OnnxPredictor
 from prime_model.serve.optimized import OptimizedPredictor, create_predictor
+from prime_model.serve.quantize import AcceptanceRule, QuantizationResult, choose_quantization
 from prime_model.serve.serving import serving_flops
+from prime_model.serve.timing import interleaved_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -51,49 +55,77 @@ DEFAULT_BATCH_SIZES: Final = (1, 8, 32)
 SYNTHETIC_ROWS: Final = 256
 
 
-def random_batch(config: PredictorConfig, batch_size: int, turns: int, seed: int) -> Batch:
-    rng = np.random.default_rng(seed)
-    context = rng.standard_normal((batch_size, turns, config.input_dim)).astype(np.float32)
-    query = rng.standard_normal((batch_size, config.input_dim)).astype(np.float32)
-    norm = np.linalg.norm
-    return Batch(
-        context / norm(context, axis=-1, keepdims=True),
-        query / norm(query, axis=-1, keepdims=True),
-        np.ones((batch_size, turns), dtype=np.bool_),
-    )
-
-
 def _build(
-    model: EmbeddingPredictor, backends: Sequence[str], device: torch.device
-) -> tuple[dict[str, InferencePredictor], dict[str, float], list[str]]:
-    """Every non-eager predictor, warmed up; onnx-int8 reuses the fp32 export."""
+    model: EmbeddingPredictor,
+    backends: Sequence[str],
+    device: torch.device,
+    calibration: Callable[[InferencePredictor], EncodedTurns | None],
+    repeats: int,
+) -> tuple[dict[str, InferencePredictor], dict[str, float], list[str], QuantizationResult | None]:
+    """Every non-eager predictor, warmed up. onnx-int8 is the scheme
+    :func:`~prime_model.serve.quantize.choose_quantization` picks for this CPU from the fp32
+    export (its first candidate, with a note, when none holds)."""
     predictors: dict[str, InferencePredictor] = {}
     seconds: dict[str, float] = {}
     notes: list[str] = []
+    verdict: QuantizationResult | None = None
     for backend in backends:
         if backend == EAGER:
             continue
         start = time.perf_counter()
-        fp32 = predictors.get("onnx")
-        if backend == "onnx-int8" and fp32 is not None:
-            from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415 - heavy
-
-            assert isinstance(fp32, OnnxPredictor)  # noqa: S101 - built just above
-            predictor: InferencePredictor = fp32.quantized()
+        if backend == "onnx-int8":
+            fp32 = predictors.get("onnx") or create_predictor(model, "onnx", device)
+            predictor, verdict, note = _int8(fp32, calibration(fp32), repeats)
+            notes.append(note)
         else:
             predictor = create_predictor(model, backend, device)
         predictor.warmup()
         seconds[backend] = time.perf_counter() - start
         if isinstance(predictor, OptimizedPredictor) and not predictor.compiled:
             notes.append(f"compiled: torch.compile failed ({predictor.fallback_reason}); eager")
-        if backend == "onnx-int8":
-            notes.append(
-                "onnx-int8 is quantised in memory with the default options; it is accepted "
-                "only if Recall@10 holds (see the recall section)"
-            )
         predictors[backend] = predictor
         logger.info("%s ready in %.1f s", backend, seconds[backend])
-    return predictors, seconds, notes
+    return predictors, seconds, notes, verdict
+
+
+def _int8(
+    fp32: InferencePredictor, calibration: EncodedTurns | None, repeats: int
+) -> tuple[InferencePredictor, QuantizationResult | None, str]:
+    if not isinstance(fp32, OnnxPredictor):
+        raise ConfigError(f"onnx-int8 needs the fp32 ONNX model, got {type(fp32).__name__}")
+    if calibration is None:
+        return fp32.quantized(), None, "onnx-int8: this CPU's default scheme, not judged"
+    rule = AcceptanceRule(repeats=repeats)
+    int8, verdict = choose_quantization(fp32.onnx_model, calibration, rule=rule)
+    if int8 is not None:
+        return OnnxPredictor(int8), verdict, f"onnx-int8: {verdict.summary()}"
+    fallback = OnnxPredictor(quantize_verified(fp32.onnx_model, verdict.options))
+    return fallback, verdict, f"onnx-int8 ({verdict.options.label}) shown, but {verdict.summary()}"
+
+
+def synthetic_turns(
+    predictor: InferencePredictor, rows: int = SYNTHETIC_ROWS
+) -> EncodedTurns | None:
+    """Random conversations whose gold target is the predictor's own prediction: a
+    self-retrieval set on which int8's error is the only thing that can cost recall."""
+    cfg = predictor.config
+    if cfg.input_dim != cfg.output_dim:
+        return None  # EncodedTurns keeps one embedding width
+    batch = random_batch(cfg, rows, cfg.max_context_length, seed=100)
+    corpus = torch.from_numpy(predictor.predict_batch(batch))
+    return EncodedTurns(
+        context=torch.from_numpy(batch.context),
+        context_mask=torch.from_numpy(batch.context_mask),
+        query=torch.from_numpy(batch.query),
+        target=corpus,
+        target_index=torch.arange(rows),
+        corpus=corpus,
+        conversation_ids=[f"synthetic-{i}" for i in range(rows)],
+        turns=torch.full((rows,), cfg.max_context_length),
+        corpus_ids=[f"synthetic-{i}" for i in range(rows)],
+        encoder_name="synthetic",
+        dim=cfg.input_dim,
+    )
 
 
 def _eager_call(model: EmbeddingPredictor, batch: Batch, device: torch.device) -> FloatArray:
@@ -122,17 +154,10 @@ def _time_batch(
     calls: dict[str, Callable[[], FloatArray]] = {EAGER: partial(_eager_call, model, batch, device)}
     for name, predictor in predictors.items():
         calls[name] = partial(predictor.predict, batch.context, batch.query, batch.context_mask)
-    outputs = {name: call() for name, call in calls.items()}  # warm: allocations, caches
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    started = time.perf_counter()
-    for round_ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-        if budget_s is not None and round_ >= 4 and time.perf_counter() - started > budget_s:
-            logger.info("batch %d: time budget reached after %d rounds", batch.size, round_ + 1)
-            break
+    outputs = {name: call() for name, call in calls.items()}
+    timed = interleaved_seconds(list(calls.values()), repeats, budget_s=budget_s)
+    times = dict(zip(calls, timed, strict=True))
+    logger.info("batch %d: %d timed calls per backend", batch.size, len(timed[0]))
     return times, outputs
 
 
@@ -219,7 +244,13 @@ def run_benchmark(
     target = torch.device(device) if device is not None else model.pred_token.device
     model = model.to(target).eval()
     ordered = [EAGER, *[b for b in dict.fromkeys(backends) if b != EAGER]]
-    predictors, setup, notes = _build(model, ordered, target)
+    if repeats < 1:
+        raise ConfigError(f"repeats must be at least 1, got {repeats}")
+
+    def calibration(fp32: InferencePredictor) -> EncodedTurns | None:
+        return evaluation if evaluation is not None else synthetic_turns(fp32)
+
+    predictors, setup, notes, verdict = _build(model, ordered, target, calibration, repeats)
     peak, bandwidth = measure_matmul_peak(target), measure_read_bandwidth(target)
     flops = {EAGER: model_flops(cfg, turns)} | {n: serving_flops(cfg, turns) for n in predictors}
     weights = {EAGER: model_weight_bytes(model)} | {
@@ -264,5 +295,6 @@ def run_benchmark(
         setup_seconds=setup,
         rows=rows,
         recall=_recall(model, predictors, evaluation, target),
+        quantization=verdict,
         notes=notes,
     )

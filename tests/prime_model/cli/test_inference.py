@@ -102,10 +102,20 @@ def test_export_int8_with_a_recall_check(files: dict[str, Path], capsys: Capture
         capsys,
         *("export", "--checkpoint", str(files["ckpt"]), "--out", str(fp32)),
         *("--int8", str(int8), "--data", str(files["data"]), "--tolerance", "1.0"),
+        *("--min-speedup", "0"),
     )
     assert code == 0, err
-    assert out.startswith(f"fp32: {fp32}") and "int8 (per-channel) accepted" in out
-    assert int8.is_file()
+    assert out.startswith(f"fp32: {fp32}")
+    if int8.is_file():  # a scheme met the cosine rule on this CPU
+        assert " accepted on this " in out and f"-> {int8}" in out
+    else:
+        assert "int8 REJECTED on this " in out and "min cosine" in out
+
+
+def test_export_options_are_checked_before_any_work(capsys: Capture) -> None:
+    for flag, value in (("--tolerance", "-1"), ("--min-speedup", "x")):
+        code, _, err = _run(capsys, "export", "--checkpoint", "c", "--out", "o.onnx", flag, value)
+        assert code == 2 and flag in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
