@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -140,6 +140,9 @@ class FrozenConfig(BaseModel):
             raise ConfigError(f"{path}: {exc}") from None
 
 
+MAX_PARAMETERS: Final = 4_000_000_000  # 16 GB of fp32: far beyond a predictor's size
+
+
 class PredictorConfig(FrozenConfig):
     """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's)."""
 
@@ -176,6 +179,24 @@ class PredictorConfig(FrozenConfig):
             raise ValueError(
                 f"residual=True adds the query to the output, so input_dim={self.input_dim} "
                 f"must equal output_dim={self.output_dim}"
+            )
+        return self
+
+    @property
+    def approximate_parameters(self) -> int:
+        """Weights of the projections and blocks (biases and norms left out): enough to refuse
+        a config that could never be allocated before torch tries to."""
+        d, h, width = self.input_dim, self.hidden_dim, self.mlp_ratio * self.hidden_dim
+        block = 4 * h * h + 2 * h * width
+        return 2 * d * h + self.num_layers * block + h * self.output_dim
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> Self:
+        if self.approximate_parameters > MAX_PARAMETERS:
+            raise ValueError(
+                f"this architecture has ~{self.approximate_parameters:.2e} parameters, more than "
+                f"the {MAX_PARAMETERS:.0e} PRIME builds ({MAX_PARAMETERS * 4 / 2**30:.0f} GiB of "
+                "fp32 weights); check input_dim, hidden_dim, mlp_ratio and num_layers"
             )
         return self
 

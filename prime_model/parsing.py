@@ -27,6 +27,7 @@ MAX_JSON_DEPTH: Final = 100
 MAX_YAML_NODES: Final = 100_000
 """Most nodes a YAML document may expand to once its aliases are followed."""
 MAX_YAML_DEPTH: Final = 100
+MAX_TEXT_FILE_BYTES: Final = 1 << 20  # configs and metadata; data files are read elsewhere
 """Deepest YAML nesting accepted (the composer recurses in Python)."""
 
 INVISIBLE: Final = (
@@ -286,9 +287,20 @@ def check_output_file(path: Path, what: str, error: type[PrimeError]) -> None:
         )
 
 
-def read_text_file(path: Path, what: str, error: type[PrimeError]) -> str:
-    """A regular file's UTF-8 text; every failure is ``error`` naming ``path``."""
+def read_text_file(
+    path: Path, what: str, error: type[PrimeError], max_bytes: int = MAX_TEXT_FILE_BYTES
+) -> str:
+    """A regular file's UTF-8 text of at most ``max_bytes``; every failure is ``error`` naming
+    ``path``. The bound is for configs: PyYAML takes seconds per 100 KB of flow lists."""
     check_regular_file(path, what, error)
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if size > max_bytes:
+        raise error(
+            f"{path}: {what} is {size} bytes; expected at most {max_bytes} (a config, not data)"
+        )
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -187,3 +187,11 @@ def test_strategy_rule_names_the_yaml_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs accelerator 'gpu' or 'cuda'") as info:
         TrainingConfig.from_yaml(path)
     assert str(path) in str(info.value)
+
+
+def test_architectures_too_big_to_allocate_are_refused_before_torch_tries() -> None:
+    seed = PredictorConfig()
+    assert 200e6 < seed.approximate_parameters < 210e6  # PRED-001: ~207M
+    for overrides in ({"hidden_dim": 10**9}, {"num_layers": 10**6}, {"input_dim": 10**9}):
+        with pytest.raises(ConfigError, match="parameters, more than the 4e\\+09"):
+            PredictorConfig(**{**overrides, "residual": False})

@@ -205,3 +205,13 @@ def test_read_text_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="config file is not UTF-8 text"):
         read_text_file(path, "config file", ConfigError)
+
+
+def test_a_text_file_past_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("a: [" + "1, " * 200 + "1]\n", encoding="utf-8")
+    assert read_text_file(path, "config file", ConfigError).startswith("a: [1")
+    with pytest.raises(
+        ConfigError, match=r"huge.yaml: config file is \d+ bytes; expected at most 100"
+    ):
+        read_text_file(path, "config file", ConfigError, max_bytes=100)
