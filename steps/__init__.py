@@ -5,6 +5,7 @@ from steps.data.load_turns import load_turns
 from steps.data.split_turns import split_turns
 from steps.data.validate_turns import validate_turns
 from steps.evaluate.evaluate_predictor import evaluate_predictor
+from steps.evaluate.model_card import model_card
 from steps.evaluate.register_model import register_model
 from steps.monitor.combine_turns import combine_turns
 from steps.monitor.decide_retraining import decide_retraining
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate_predictor",
     "export_onnx",
     "load_turns",
+    "model_card",
     "predict_embeddings",
     "register_model",
     "split_turns",

@@ -122,7 +122,7 @@ def _md(text: str) -> str:
 _CSS: Final = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:60em}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0}
+table{border-collapse:collapse;margin:.6em 0}.wrap{max-width:100%;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
 tr.model td{font-weight:bold;background:#eef4ff}.gain{margin:.4em 0}
@@ -149,7 +149,8 @@ def render_html(table: EvaluationTable) -> str:
     )
 
 
-def _html_results(results: RetrievalResults) -> str:
+def results_table_html(results: RetrievalResults) -> str:
+    """The systems × metrics table (model row classed ``model``) and the gain line."""
     metrics = results.metrics
     head = "".join(f"<th>{_e(m)}</th>" for m in ["system", *metrics])
     rows = "".join(
@@ -158,11 +159,16 @@ def _html_results(results: RetrievalResults) -> str:
         + "</tr>"
         for system, values in results.rows.items()
     )
-    charts = "".join(_bar_chart(results, m) for m in CHART_METRICS if m in metrics)
     return (
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         f'<p class="gain">{_e(_gain_line(results))}</p>'
-        f'<div class="charts">{charts}</div>'
+    )
+
+
+def _html_results(results: RetrievalResults) -> str:
+    charts = "".join(_bar_chart(results, m) for m in CHART_METRICS if m in results.metrics)
+    return (
+        f'<div class="wrap">{results_table_html(results)}</div><div class="charts">{charts}</div>'
     )
 
 

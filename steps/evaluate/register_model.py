@@ -32,7 +32,10 @@ def register_model(
         serving["int8"] = quantization.model_dump(mode="json")
     if serving:
         log_metadata(metadata=serving, model_name=model.name, model_version=str(model.version))
-    return apply_gate(model.name, str(model.version), evaluation, gate)
+    decision = apply_gate(model.name, str(model.version), evaluation, gate)
+    # the step's Metadata tab: the decision and why, without loading the artifact
+    log_metadata(metadata=decision.metadata(evaluation))
+    return decision
 
 
 def apply_gate(
@@ -53,6 +56,7 @@ def apply_gate(
             "evaluation": evaluation.rows,
             "best_baseline": evaluation.best_baseline,
             "promotion": decision.model_dump(),
+            **decision.metadata(evaluation),
         },
         model_name=model_name,
         model_version=version,

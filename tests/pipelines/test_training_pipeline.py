@@ -26,6 +26,7 @@ OUTPUTS = {
     "export_onnx": {"onnx_model", "onnx_int8_model", "quantization"},
     "benchmark_latency": {"latency_benchmark", "latency_report"},
     "register_model": {"promotion"},
+    "model_card": {"model_card"},
 }
 CACHED_ON_RERUN = ("load_turns", "validate_turns", "split_turns", "encode_turns")
 

@@ -40,6 +40,9 @@ def test_gate_promotes_better_models_and_keeps_production_otherwise() -> None:
     promotion = client.get_model_version("gate-test", "v2").run_metadata["promotion"]
     assert isinstance(promotion, dict)
     assert promotion["promote"] is False
+    gate_decision = client.get_model_version("gate-test", "v2").run_metadata["gate_decision"]
+    assert isinstance(gate_decision, dict) and gate_decision["decision"] == "not promoted"
+    assert "below the production version's 0.8" in gate_decision["why"]
 
     better = apply_gate("gate-test", "v3", _table(0.9, 0.6), gate)
     assert better.promote
