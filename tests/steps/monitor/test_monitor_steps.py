@@ -37,9 +37,12 @@ def test_encode_new_turns_keeps_rows(turns: pd.DataFrame, encoded: EncodedTurns)
 
 
 def test_drift_then_decision(turns: pd.DataFrame, encoded: EncodedTurns) -> None:
-    result, html = detect_drift.entrypoint(encoded, turns, encoded, turns, DriftConfig(max_rows=30))
+    result, summary, full = detect_drift.entrypoint(
+        encoded, turns, encoded, turns, DriftConfig(max_rows=30)
+    )
     assert isinstance(result, DriftResult) and not result.drifted  # a table against itself
-    assert "Drift in embeddings" in str(html)
+    assert "Drift in embeddings" in str(full)
+    assert "<script" not in str(summary).lower() and "query_chars" in str(summary)
     decision = decide_retraining.entrypoint(result, turns, RetrainingConfig(min_new_rows=10**6))
     assert not decision.retrain and decision.new_rows == len(turns)
     due = decide_retraining.entrypoint(result, turns, RetrainingConfig(min_new_rows=len(turns)))
