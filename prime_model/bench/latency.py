@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prime_model.bench.benchmark import DEFAULT_BATCH_SIZES, run_benchmark
 from prime_model.bench.presets import random_model
-from prime_model.bench.report import BenchmarkReport
+from prime_model.bench.report import BenchmarkReport, render_page, render_section
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.model import EmbeddingPredictor
 from prime_model.presets import predictor_config
@@ -87,13 +87,13 @@ class LatencyBenchmark(BaseModel):
         return "\n\n".join(report.to_markdown() for report in self.reports().values())
 
     def to_html(self) -> str:
-        """The reports' own pages, one after another, each in an isolated frame."""
-        frames = "".join(
-            f'<h2>{html.escape(name)}</h2><iframe srcdoc="{html.escape(report.to_html())}" '
-            'style="width:100%;height:900px;border:0"></iframe>'
-            for name, report in self.reports().items()
+        """Every report as a section of one page: no nested frames, which the dashboard's
+        fixed-height visualisation frame would clip."""
+        sections = [render_section(report, "h2") for report in self.reports().values()]
+        names = ", ".join(self.reports())
+        return render_page(
+            f"Inference benchmark ({names})", [f"<h1>Latency: {html.escape(names)}</h1>", *sections]
         )
-        return f"<!doctype html><html><body style='font-family:sans-serif'>{frames}</body></html>"
 
 
 def benchmark_latency(

@@ -208,7 +208,7 @@ def _int8_lines(report: BenchmarkReport) -> list[str]:
     return lines
 
 
-def _int8_html(report: BenchmarkReport) -> str:
+def _int8_html(report: BenchmarkReport, heading: str = "h2") -> str:
     verdict = report.quantization
     if verdict is None:
         return ""
@@ -217,7 +217,10 @@ def _int8_html(report: BenchmarkReport) -> str:
         "<tr>" + "".join(f"<td>{escape(c.strip('*'))}</td>" for c in cells) + "</tr>"
         for cells in _int8_rows(verdict)
     )
-    return f"<h2>int8</h2><p>{escape(_int8_intro(verdict))}</p><table><tr>{head}</tr>{body}</table>"
+    return (
+        f"<{heading}>int8</{heading}><p>{escape(_int8_intro(verdict))}</p>"
+        f'<div class="wrap"><table><tr>{head}</tr>{body}</table></div>'
+    )
 
 
 def render_markdown(report: BenchmarkReport) -> str:
@@ -284,7 +287,24 @@ def _speedup_chart(report: BenchmarkReport) -> str:
     return "".join(parts)
 
 
-def render_html(report: BenchmarkReport) -> str:
+_CSS: Final = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px}"
+    ".wrap{max-width:100%;overflow-x:auto}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
+    "th{background:#f3f3f3}td:first-child{text-align:left}"
+    "section+section{border-top:2px solid #ddd;margin-top:2em}"
+)
+
+
+def _wrap(table: str) -> str:
+    """Wide tables scroll inside the page's width instead of being clipped by the frame."""
+    return f'<div class="wrap">{table}</div>'
+
+
+def render_section(report: BenchmarkReport, heading: str = "h1") -> str:
+    """The report as one ``<section>``: pages with several reports put them one after another."""
+    sub = "h3" if heading == "h2" else "h2"
     head = "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(row)) + "</tr>"
@@ -299,21 +319,31 @@ def render_html(report: BenchmarkReport) -> str:
             f"<td>{'yes' if check.holds(n) else 'no'}</td></tr>"
             for n, v in check.recall_at_10.items()
         )
-        recall = (
-            f"<h2>Recall@10 on {escape(check.source)}</h2><table><tr><th>backend</th>"
-            f"<th>Recall@10</th><th>drop vs eager</th><th>holds (≤ {check.tolerance})</th>"
-            f"</tr>{recall_rows}</table>"
+        recall = f"<{sub}>Recall@10 on {escape(check.source)}</{sub}>" + _wrap(
+            "<table><tr><th>backend</th><th>Recall@10</th><th>drop vs eager</th>"
+            f"<th>holds (≤ {check.tolerance})</th></tr>{recall_rows}</table>"
         )
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(report.title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child{text-align:left}"
-        f"</style></head><body><h1>{escape(report.title)}</h1>{intro}"
-        f"<h2>Speedup vs eager (same run)</h2>{_speedup_chart(report)}"
-        f"<h2>Latency, parity and roofline</h2><table><tr>{head}</tr>{body}</table>"
-        f"{recall}{_int8_html(report)}<ul>{notes}</ul></body></html>\n"
+        f"<section><{heading}>{escape(report.title)}</{heading}>{intro}"
+        f"<{sub}>Speedup vs eager (same run)</{sub}>{_wrap(_speedup_chart(report))}"
+        f"<{sub}>Latency, parity and roofline</{sub}>"
+        + _wrap(f"<table><tr>{head}</tr>{body}</table>")
+        + f"{recall}{_int8_html(report, sub)}"
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + "</section>"
     )
+
+
+def render_page(title: str, sections: list[str]) -> str:
+    """One self-contained document around :func:`render_section` outputs (no frames)."""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def render_html(report: BenchmarkReport) -> str:
+    return render_page(report.title, [render_section(report)])
