@@ -1,7 +1,8 @@
 """train_predictor: Lightning Trainer + callbacks around the module, ending in a PRIME checkpoint.
 
 Lightning owns the loop, checkpointing (``lightning/last.ckpt`` to resume, the best by
-val/recall@10), early stopping, LR monitoring, the progress bar and CSV logs. The best weights
+val/recall@10), early stopping, LR monitoring, progress (a bar on a terminal, log lines elsewhere:
+:mod:`prime_model.train.progress`) and CSV logs. The best weights
 are then written as a PRIME checkpoint (safetensors + metadata), the artifact everything else uses.
 Lightning checkpoints are only ever read back with ``weights_only=True`` (no arbitrary unpickling).
 Under DDP only rank 0 writes the PRIME checkpoint; :mod:`prime_model.train.strategy` picks the
@@ -36,11 +37,13 @@ from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.devices import cuda_device_count
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import CheckpointError, ConfigError
+from prime_model.logs import lightning_logs
 from prime_model.model import EmbeddingPredictor
 from prime_model.parsing import check_regular_file, shown
 from prime_model.train.datamodule import PredictorDataModule
 from prime_model.train.history import MONITOR, best_epoch, read_history, warn_if_still_improving
 from prime_model.train.lightning_module import PredictorLightningModule
+from prime_model.train.progress import LogProgress, is_terminal
 from prime_model.train.strategy import lightning_strategy, process_count
 
 logger = logging.getLogger(__name__)
@@ -95,42 +98,53 @@ def train_predictor(
         save_on_train_epoch_end=False,
     )
     csv_logger = CSVLogger(output_dir, name="logs", version="")
-    trainer = _trainer(
-        training_config,
-        default_root_dir=output_dir,
-        max_epochs=training_config.max_epochs,
-        max_steps=training_config.max_steps or -1,
-        strategy=lightning_strategy(training_config, inside_pipeline=inside_pipeline),
-        precision=training_config.precision,
-        gradient_clip_val=training_config.gradient_clip_val,
-        callbacks=[
-            best,
-            LearningRateMonitor("step"),
-            RichProgressBar(console_kwargs={"stderr": True}),  # stdout is for results
-            *_early_stopping(training_config),
-        ],
-        logger=csv_logger,
-        # small splits have fewer batches (per rank, under DDP) than the interval: log anyway
-        log_every_n_steps=max(
-            1,
-            min(
-                training_config.log_every_n_steps,
-                len(datamodule.train_dataloader()) // (process_count(training_config) or 1),
+    terminal = is_terminal()
+    # Lightning's INFO lines once, through our logging, without its adverts (see prime_model.logs)
+    with lightning_logs():
+        trainer = _trainer(
+            training_config,
+            default_root_dir=output_dir,
+            max_epochs=training_config.max_epochs,
+            max_steps=training_config.max_steps or -1,
+            strategy=lightning_strategy(training_config, inside_pipeline=inside_pipeline),
+            precision=training_config.precision,
+            gradient_clip_val=training_config.gradient_clip_val,
+            callbacks=[
+                best,
+                LearningRateMonitor("step"),
+                # a bar on a terminal (on stderr: stdout is for results); elsewhere (a log file,
+                # CI, a step's log) a bar shows nothing until it ends: log lines instead
+                RichProgressBar(console_kwargs={"stderr": True}) if terminal else LogProgress(),
+                *_early_stopping(training_config),
+            ],
+            logger=csv_logger,
+            # small splits have fewer batches (per rank, under DDP) than the interval: log anyway
+            log_every_n_steps=max(
+                1,
+                min(
+                    training_config.log_every_n_steps,
+                    len(datamodule.train_dataloader()) // (process_count(training_config) or 1),
+                ),
             ),
-        ),
-        deterministic=True,
-        enable_model_summary=False,
-    )
-    if inside_pipeline:
-        _refuse_relaunch(trainer, training_config)
-    # one rank clears the previous run's folders; a script-launched ddp run re-enters here per rank
-    ckpt_path = _resume_from(output_dir, resume, clear=trainer.is_global_zero)
-    with warnings.catch_warnings():
-        # resuming reuses both folders on purpose (and the CSV logger appends to metrics.csv,
-        # whatever its "will be deleted" note says); fresh runs have cleared them
-        warnings.filterwarnings("ignore", message="Experiment logs directory .* is not empty")
-        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            deterministic=True,
+            enable_model_summary=False,
+            enable_progress_bar=terminal,
+        )
+        if inside_pipeline:
+            _refuse_relaunch(trainer, training_config)
+        # one rank clears the previous run's folders; a script-launched ddp run re-enters here
+        # per rank
+        ckpt_path = _resume_from(output_dir, resume, clear=trainer.is_global_zero)
+        with warnings.catch_warnings():
+            # resuming reuses both folders on purpose (and the CSV logger appends to metrics.csv,
+            # whatever its "will be deleted" note says); fresh runs have cleared them
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* is not empty")
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+            # lightning 2.6's own pytree helper on torch 2.13: nothing we call or can change
+            warnings.filterwarnings(
+                "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+            )
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     # script-launched ddp: every rank gets here; wait until rank 0 has written its logs
     trainer.strategy.barrier("prime_fit_done")
     net = _best_net(best, module, predictor_config)
