@@ -26,6 +26,7 @@ from prime_model.data.validation_report import (
 )
 from prime_model.data.validation_suite import Check, ValidationConfig, derived_frame, suite_checks
 from prime_model.errors import DataValidationError
+from prime_model.logs import quiet_loggers
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -106,7 +107,19 @@ def check_turns(
 def _run_suite(
     frame: pd.DataFrame, checks: list[Check]
 ) -> list[tuple[str, ExpectationValidationResult]]:
-    """Run the checks in a fresh ephemeral GX context; results come back in ``checks`` order."""
+    """Run the checks in a fresh ephemeral GX context; results come back in ``checks`` order.
+
+    GX logs its own bookkeeping on INFO while importing and building a context (~200
+    "Skipping registering function ... because it is a closure" lines, "Multiple declarations
+    of metric", "Loading 'datasources'"): only its warnings are kept.
+    """
+    with quiet_loggers("great_expectations"):
+        return _run_gx_suite(frame, checks)
+
+
+def _run_gx_suite(
+    frame: pd.DataFrame, checks: list[Check]
+) -> list[tuple[str, ExpectationValidationResult]]:
     import great_expectations as gx  # noqa: PLC0415 - a 2.5 s import, paid only when validating
     import great_expectations.expectations as gxe  # noqa: PLC0415
     from great_expectations.data_context.types.base import (  # noqa: PLC0415

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import socket
 from collections.abc import Callable
@@ -326,3 +327,12 @@ def test_validation_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_config_values_raise_config_error(values: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         ValidationConfig(**values)
+
+
+def test_gx_bookkeeping_stays_out_of_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    assert check_turns(make_turns()).success
+    gx = [r.getMessage() for r in caplog.records if r.name.startswith("great_expectations")]
+    assert gx == []  # GX logs "Skipping registering function ..." per context on INFO
+    assert [r.name for r in caplog.records] == ["prime_model.data.validation"]  # the summary
+    assert logging.getLogger("great_expectations").level == logging.NOTSET  # restored
