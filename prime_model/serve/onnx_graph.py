@@ -24,6 +24,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from prime_model.checkpoint import package_version
 from prime_model.errors import ExportError
+from prime_model.logs import quiet_loggers
 from prime_model.model import EmbeddingPredictor
 from prime_model.serve.onnx_file import INPUT_NAMES, OUTPUT_NAME, OnnxMetadata, embed_metadata
 from prime_model.serve.serving import ServingForward
@@ -40,20 +41,23 @@ def weights_sha256(model: EmbeddingPredictor) -> str:
     ).hexdigest()
 
 
+# the exporter's optimiser logs each pass on INFO ("Replaced initializer ...", "Skipping constant
+# folding ...", "Removed 17 unused nodes": ~40 lines an export); its warnings still show
+_OPTIMIZER_LOGGERS: Final = ("onnxscript", "onnx_ir")
+
+
 @contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """The exporter warns about things that are fine here (merged axis names, torchvision ops
     it skips, a pytree deprecation); keep them out of logs and out of warnings-as-errors."""
-    noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = noisy.level
-    noisy.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"# The axis name", category=UserWarning)
-            warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
-            yield
-    finally:
-        noisy.setLevel(level)
+    with (
+        quiet_loggers("torch.onnx._internal.exporter._registration", level=logging.ERROR),
+        quiet_loggers(*_OPTIMIZER_LOGGERS),
+        warnings.catch_warnings(),
+    ):
+        warnings.filterwarnings("ignore", message=r"# The axis name", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
+        yield
 
 
 def cpu_float_copy(model: EmbeddingPredictor) -> EmbeddingPredictor:

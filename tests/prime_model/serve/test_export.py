@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from prime_model import ExportError, load_checkpoint, save_checkpoint
 from prime_model.checkpoint import package_version
 from prime_model.serve.export import ExportResult, export_onnx
 from prime_model.serve.onnx_file import SHA256_KEY, load_onnx
-from prime_model.serve.onnx_graph import weights_sha256
+from prime_model.serve.onnx_graph import to_onnx_model, weights_sha256
 from prime_model.serve.optimized import create_predictor
 from tests.conftest import make_encoded
 from tests.prime_model.serve.inference_support import CONFIG, eager, random_inputs, tiny_model
@@ -136,3 +137,16 @@ def test_unwritable_target_raises_export_error(tmp_path: Path) -> None:
         export_onnx(tiny_model(), blocker / "model.onnx")
     with pytest.raises(ExportError, match="it is a directory"):
         export_onnx(tiny_model(), tmp_path)
+
+
+def test_the_exporters_optimiser_passes_stay_out_of_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    to_onnx_model(tiny_model())
+    optimiser = [
+        r.getMessage() for r in caplog.records if r.name.startswith(("onnxscript", "onnx_ir"))
+    ]
+    assert optimiser == []  # "Replaced initializer ...", "Skipping constant folding ..." on INFO
+    assert logging.getLogger("onnxscript").level == logging.NOTSET  # restored
+    assert logging.getLogger("onnx_ir").level == logging.NOTSET
