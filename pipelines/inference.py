@@ -5,6 +5,7 @@ from __future__ import annotations
 from zenml import Model, pipeline
 from zenml.enums import ModelStages
 
+from pipelines import defaults
 from pipelines.production import production_version
 from pipelines.training import MODEL_NAME
 from prime_model.data.source import DataSource
@@ -15,14 +16,15 @@ from steps import load_turns, predict_embeddings, validate_turns
 
 @pipeline(model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION))
 def inference_pipeline(
-    data: DataSource,
-    validation: ValidationConfig,
-    encoder: EncoderConfig,
+    data: DataSource = defaults.INFERENCE_DATA,
+    validation: ValidationConfig = defaults.INFERENCE_VALIDATION,
+    encoder: EncoderConfig = defaults.ENCODER,
     backend: str = "auto",
     output_path: str | None = None,
 ) -> None:
     """Predict with the production version (its stored ONNX models when the backend allows);
-    the outputs are linked to that version."""
+    the outputs are linked to that version. The defaults are configs/inference.yaml's, without
+    its output_path (pipelines/defaults.py)."""
     version = production_version()  # resolved when the run starts, not when it is defined
     turns = load_turns.with_options(enable_cache=False)(data)
     validated, _ = validate_turns(turns, validation)

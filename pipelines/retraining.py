@@ -10,6 +10,7 @@ import logging
 
 from zenml import pipeline
 
+from pipelines import defaults
 from pipelines.production import production_version, training_data
 from pipelines.training import MODEL, Splits, train_evaluate_register
 from prime_model.bench.latency import BenchmarkConfig
@@ -35,21 +36,22 @@ logger = logging.getLogger(__name__)
 
 @pipeline(dynamic=True, model=MODEL)
 def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by name
-    data: DataSource,
-    validation: ValidationConfig,
-    encoder: EncoderConfig,
-    predictor: PredictorConfig,
-    training: TrainingConfig,
-    gate: GateConfig,
-    drift: DriftConfig,
-    retraining: RetrainingConfig,
+    data: DataSource = defaults.NEW_DATA,
+    validation: ValidationConfig = defaults.VALIDATION,
+    encoder: EncoderConfig = defaults.ENCODER,
+    predictor: PredictorConfig = defaults.PREDICTOR,
+    training: TrainingConfig = defaults.TRAINING,
+    gate: GateConfig = defaults.GATE,
+    drift: DriftConfig = defaults.DRIFT,
+    retraining: RetrainingConfig = defaults.RETRAINING,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     split_seed: int = 0,
-    benchmark: BenchmarkConfig | None = None,
-    export: ExportConfig | None = None,
+    benchmark: BenchmarkConfig | None = defaults.RETRAINING_BENCHMARK,
+    export: ExportConfig | None = defaults.EXPORT,
 ) -> None:
-    """Compare new turns with what production was trained on; retrain on both when due."""
+    """Compare new turns with what production was trained on; retrain on both when due.
+    The defaults are configs/retraining.yaml's (pipelines/defaults.py)."""
     reference = training_data(production_version())
     new = load_turns.with_options(enable_cache=False)(data)
     validated, _ = validate_turns(new, validation)

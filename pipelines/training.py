@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from zenml import Model, pipeline
 
+from pipelines import defaults
 from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.source import DataSource
@@ -36,19 +37,20 @@ MODEL = Model(
 
 @pipeline(model=MODEL)
 def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by name
-    data: DataSource,
-    validation: ValidationConfig,
-    encoder: EncoderConfig,
-    predictor: PredictorConfig,
-    training: TrainingConfig,
-    gate: GateConfig,
+    data: DataSource = defaults.DATA,
+    validation: ValidationConfig = defaults.VALIDATION,
+    encoder: EncoderConfig = defaults.ENCODER,
+    predictor: PredictorConfig = defaults.PREDICTOR,
+    training: TrainingConfig = defaults.TRAINING,
+    gate: GateConfig = defaults.GATE,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     split_seed: int = 0,
-    benchmark: BenchmarkConfig | None = None,
-    export: ExportConfig | None = None,
+    benchmark: BenchmarkConfig | None = defaults.BENCHMARK,
+    export: ExportConfig | None = defaults.EXPORT,
 ) -> None:
-    """Every knob is a typed parameter, set from the YAML config (see configs/training.yaml)."""
+    """Every knob is a typed parameter, set from the YAML config; the defaults are
+    configs/training.yaml's (pipelines/defaults.py)."""
     # a user file can change under the same path: only the generated sample may be cached
     turns = load_turns.with_options(enable_cache=data.kind == "sample")(data)
     validated, _ = validate_turns(turns, validation)
