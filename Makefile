@@ -1,4 +1,5 @@
 # Two entry points do all set-up: `make run` (the main job) and `make test` (lint, types, tests).
+# `make dashboard` then shows their runs (stop it: .venv/bin/zenml logout --local).
 # Both create .venv on first use. TORCH is installed first so the range in pyproject.toml resolves
 # to it: torch==2.13.0 is the local CPU wheel here (no multi-GB CUDA download).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,17 +7,23 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit clean
+.PHONY: run test lint typecheck unit clean dashboard
 
 # ZenML: no analytics calls, no browser; the local stack is created on first use.
 export ZENML_ANALYTICS_OPT_IN ?= false
 export ZENML_AUTO_OPEN_DASHBOARD ?= false
+DASHBOARD_PORT ?= 8237
 
 run: $(VENV)/.installed .zen
 	$(BIN)/python run.py --config configs/training.yaml
 
 .zen: | $(BIN)/python
 	$(BIN)/zenml init
+
+# The local ZenML server (a daemon) and its dashboard, over the same local store as `make run`.
+dashboard: $(VENV)/.installed .zen
+	$(BIN)/zenml login --local --port $(DASHBOARD_PORT)
+	@echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT) (stop it: $(BIN)/zenml logout --local)"
 
 test: $(VENV)/.installed-dev lint typecheck unit
 

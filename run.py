@@ -2,7 +2,7 @@
 
     python run.py [--pipeline training|retraining|inference] [--config CONFIG]
 
-The same as ``zenml pipeline run pipelines.<name>_pipeline -c CONFIG``, plus a summary.
+The same as ``zenml pipeline run <name>_pipeline -c CONFIG``, plus a summary.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ PIPELINES = {
     "inference": inference_pipeline,
 }
 DASHBOARD = (
-    "dashboard: `zenml login --local` then open the URL it prints "
+    "dashboard: `make dashboard` (or `zenml login --local`), then open the URL it prints "
     "(runs, artifacts and their lineage, the model version with its metrics)"
 )
 
