@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-# Before anything imports zenml: tests get a throwaway ZenML store, never the user's.
-os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="prime-tests-zenml-")
-os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
-os.environ["ZENML_AUTO_OPEN_DASHBOARD"] = "false"
-os.environ["PRIME_CACHE_DIR"] = tempfile.mkdtemp(prefix="prime-tests-embeddings-")
-
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-import pytest
-import torch
-import torch.nn.functional as F  # noqa: N812
-
-from prime_model import EmbeddingPredictor, PredictorConfig
-from prime_model.encode.encoding import EncodedTurns
+from tests.zenml_sandbox import create_sandbox, describe_change, digest_tree, remove_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CHECKOUT_ZEN = REPO_ROOT / ".zen"
+# Before anything imports zenml: a throwaway store and repository, never the user's (nor the
+# checkout's .zen/), removed when the session ends.
+CHECKOUT_ZEN_BEFORE = digest_tree(CHECKOUT_ZEN)
+SANDBOX = create_sandbox(REPO_ROOT)
+
+from collections.abc import Mapping, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402, N812
+
+from prime_model import EmbeddingPredictor, PredictorConfig  # noqa: E402
+from prime_model.encode.encoding import EncodedTurns  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session if the checkout's .zen/ changed; then remove the sandbox."""
+    change = describe_change(CHECKOUT_ZEN, CHECKOUT_ZEN_BEFORE, digest_tree(CHECKOUT_ZEN))
+    remove_sandbox(SANDBOX)
+    if change is not None:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {change} (ZenML must write to {SANDBOX.root})", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
