@@ -279,7 +279,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}
 h1{font-size:1.4em}.wrap{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:.6em 0}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.test{min-width:22em}
 tr.drifted td{background:#fdecea}.verdict{border-left:6px solid;padding:.5em 1em}
 .verdict.yes{border-color:#c62828;background:#fdf2f2}.verdict.no{border-color:#2e7d32;background:#f1f8f1}
 svg text{font:12px system-ui,sans-serif;fill:#222}
@@ -334,7 +334,7 @@ def _drift_row(score: DriftScore, decides: bool) -> str:
     )
     return (
         f'<tr class="{"drifted" if score.drifted else "ok"}"><td>{_e(score.name)}</td>'
-        f"<td>{kind}</td><td>{_e(score.test or score.method)}</td>"
+        f'<td>{kind}</td><td class="test">{_e(score.test or score.method)}</td>'
         f'<td class="num">{score.score:.4f}</td><td>{bar}</td>'
         f'<td class="num">{_e(threshold)}</td><td>{"yes" if score.drifted else "no"}</td>'
         f"<td>{'yes' if decides else 'no'}</td></tr>"
