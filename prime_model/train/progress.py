@@ -39,8 +39,9 @@ class LogProgress(Callback):
 
     Mid-epoch lines are considered every ``every_n_steps`` batches (default: every ``fraction``
     of the epoch) and written when ``min_interval_s`` seconds have passed since the last line, so
-    a quick epoch gets one line and a slow one says how far it is every ~10 %. An explicit
-    ``every_n_steps`` logs at every such batch regardless of time. Only rank 0 logs.
+    a quick epoch gets one line and a slow one says how far it is about once a minute (a 6-epoch
+    run of 5-minute epochs: ~30 lines, not 60). An explicit ``every_n_steps`` logs at every such
+    batch regardless of time. Only rank 0 logs.
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class LogProgress(Callback):
         every_n_steps: int | None = None,
         *,
         fraction: float = 0.1,
-        min_interval_s: float = 30.0,
+        min_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if every_n_steps is not None and every_n_steps < 1:

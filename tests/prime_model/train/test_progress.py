@@ -100,9 +100,9 @@ def test_a_slow_epoch_also_logs_every_tenth(caplog: pytest.LogCaptureFixture) ->
 def test_mid_epoch_lines_wait_for_the_interval(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=PROGRESS)
     clock, fake = Clock(), FakeTrainer(num_training_batches=100)
-    progress = LogProgress(clock=clock, min_interval_s=30)
+    progress = LogProgress(clock=clock)  # a line at most once a minute
     progress.on_train_start(cast(L.Trainer, fake), cast(L.LightningModule, None))
-    _run_epoch(progress, fake, clock, seconds_per_batch=1.0)  # 10 s per tenth: every third
+    _run_epoch(progress, fake, clock, seconds_per_batch=2.5)  # 25 s per tenth: every third
     batches = [re.search(r"batch (\d+)/", line) for line in _lines(caplog)]
     assert [int(m.group(1)) for m in batches if m] == [30, 60, 90]
 
