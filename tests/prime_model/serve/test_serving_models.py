@@ -75,7 +75,9 @@ def test_int8_off_and_rejected_int8_are_not_kept(
 
     recalls = iter([0.9, 0.5])  # fp32, then the int8 candidate
     monkeypatch.setattr(quantize, "recall_at_10", lambda *args: next(recalls))
-    strict = forced.model_copy(update={"acceptance": AcceptanceRule(tolerance=0.01)})
+    # only the Recall@10 criterion can fail: cosine and speed are this CPU's business
+    only_recall = ANYTHING_GOES.model_copy(update={"tolerance": 0.01})
+    strict = forced.model_copy(update={"acceptance": only_recall})
     rejected = export_serving_models(checkpoint, evaluation, strict)
     assert rejected.int8 is None
     assert rejected.quantization is not None and not rejected.quantization.accepted
