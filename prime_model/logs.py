@@ -4,14 +4,17 @@ Great Expectations, the ONNX exporter's optimiser and Lightning log per function
 initializer or per accelerator on INFO; in a pipeline's step log that drowns what the step
 itself says. These context managers change logger levels, handlers and filters only while the
 call runs and put them back afterwards, so a user of the library keeps their own settings.
+
+:func:`is_terminal` says whether a progress bar can be redrawn at all (else: log lines).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Final
+from typing import Final, TextIO
 
 LIGHTNING_LOGGERS: Final = ("lightning", "lightning.pytorch", "lightning.fabric")
 # where rank_zero_info/rank_zero_warn records are created (the module's `log` is reassigned)
@@ -29,6 +32,17 @@ LIGHTNING_NOISE: Final = (
     "💡 Tip:",
     "Loading `train_dataloader` to estimate number of stepping batches",
 )
+
+
+def is_terminal(*streams: TextIO | None) -> bool:
+    """Whether every stream (default: stdout and stderr) is a TTY a progress bar can redraw."""
+    for stream in streams or (sys.stdout, sys.stderr):
+        try:
+            if stream is None or not stream.isatty():
+                return False
+        except (AttributeError, ValueError):  # no isatty, or closed
+            return False
+    return True
 
 
 @contextmanager

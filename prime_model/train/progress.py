@@ -11,27 +11,15 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import Any
 
 import lightning as L  # noqa: N812
 import torch
 from lightning.pytorch.callbacks import Callback
 
 logger = logging.getLogger(__name__)
-
-
-def is_terminal(*streams: TextIO | None) -> bool:
-    """Whether every stream (default: stdout and stderr) is a TTY a progress bar can redraw."""
-    for stream in streams or (sys.stdout, sys.stderr):
-        try:
-            if stream is None or not stream.isatty():
-                return False
-        except (AttributeError, ValueError):  # no isatty, or closed
-            return False
-    return True
 
 
 class LogProgress(Callback):

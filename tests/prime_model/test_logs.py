@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from prime_model.logs import lightning_logs, quiet_loggers
+from prime_model.logs import is_terminal, lightning_logs, quiet_loggers
 
 
 def test_quiet_loggers_raises_the_level_only_inside_the_block(
@@ -74,3 +74,16 @@ def test_lightning_noise_is_dropped_and_warnings_kept(caplog: pytest.LogCaptureF
     assert caplog.records == []
     rank_zero_info("GPU available: False, used: False")  # outside the block: untouched
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+
+
+def test_is_terminal() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert is_terminal(Tty(), Tty())
+    assert not is_terminal(Tty(), io.StringIO())
+    assert not is_terminal(None)
+    closed = io.StringIO()
+    closed.close()  # isatty() raises ValueError
+    assert not is_terminal(closed)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from prime_model import PredictorConfig, TrainingConfig
-from prime_model.train.progress import LogProgress, is_terminal
+from prime_model.train.progress import LogProgress
 from prime_model.train.training import train_predictor
 from tests.conftest import make_encoded
 
@@ -207,16 +206,3 @@ def test_train_predictor_logs_progress_off_a_terminal(
     lightning = [r.getMessage() for r in caplog.records if r.name.startswith("lightning")]
     assert not any("available:" in m or "litlogger" in m for m in lightning)
     assert len(lightning) == len(set(lightning))  # each line once
-
-
-def test_is_terminal() -> None:
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    assert is_terminal(Tty(), Tty())
-    assert not is_terminal(Tty(), io.StringIO())
-    assert not is_terminal(None)
-    closed = io.StringIO()
-    closed.close()  # isatty() raises ValueError
-    assert not is_terminal(closed)
