@@ -21,7 +21,7 @@ from prime_model.presets import predictor_config, training_config
 from prime_model.serve.serving_models import ExportConfig
 
 # configs/training.yaml (all configs are frozen pydantic models: safe as shared defaults)
-DATA: Final = DataSource(kind="sample", sample=SampleConfig(num_conversations=2000, seed=0))
+DATA: Final = DataSource(kind="sample", sample=SampleConfig(num_conversations=800, seed=0))
 VALIDATION: Final = ValidationConfig(
     min_rows=100, min_conversations=50, max_context_length=10, history_matches_turn=True
 )
@@ -30,7 +30,9 @@ PREDICTOR: Final = predictor_config("minilm")
 TRAINING: Final = training_config("default")
 GATE: Final = GateConfig(metric="recall@10", floor=0.5)
 EXPORT: Final = ExportConfig(opset=20, int8=True)
-BENCHMARK: Final = BenchmarkConfig(batch_sizes=(1, 32), presets=("default",), budget_s=5)
+BENCHMARK: Final = BenchmarkConfig(
+    backends=("eager", "onnx", "onnx-int8"), batch_sizes=(1, 32), presets=(), budget_s=2
+)
 
 # configs/retraining.yaml: new turns from another seed, the rest as above
 NEW_DATA: Final = DataSource(kind="sample", sample=SampleConfig(num_conversations=500, seed=1))

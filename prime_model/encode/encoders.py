@@ -8,7 +8,8 @@ default path never touches the network; any other sentence-transformers model is
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -19,6 +20,7 @@ from pydantic import Field
 from prime_model.config import FrozenConfig, PredictorConfig
 from prime_model.devices import check_device
 from prime_model.errors import ConfigError
+from prime_model.logs import is_terminal, quiet_loggers
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -91,7 +93,7 @@ class SentenceTransformerEncoder:
             batch_size=self.config.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=len(texts) >= PROGRESS_BAR_MIN_TEXTS,
+            show_progress_bar=len(texts) >= PROGRESS_BAR_MIN_TEXTS and is_terminal(),
         )
         out: npt.NDArray[np.float32] = np.asarray(vectors, dtype=np.float32)
         return out
@@ -117,6 +119,22 @@ class SentenceTransformerEncoder:
         return max(1, int(max_length) - specials)
 
 
+@contextmanager
+def _no_load_bar() -> Iterator[None]:
+    """transformers draws a 'Loading weights' bar on stderr, which a log (or the dashboard,
+    which labels stderr ERROR) shows as noise: off unless on a terminal."""
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415 - heavy
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    if enabled and not is_terminal():
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
     from sentence_transformers import SentenceTransformer  # noqa: PLC0415 - 5 s import
 
@@ -128,9 +146,10 @@ def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
         source, name = config.model, Path(config.model).name or config.model
     device = str(check_device(config.device, ConfigError))
     try:
-        model = SentenceTransformer(
-            source, device=device, local_files_only=not config.allow_download
-        )
+        with _no_load_bar(), quiet_loggers("sentence_transformers"):
+            model = SentenceTransformer(
+                source, device=device, local_files_only=not config.allow_download
+            )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(
             f"cannot load Y-Encoder {source!r}: {exc}. Expected a local sentence-transformers "

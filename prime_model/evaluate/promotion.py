@@ -76,9 +76,15 @@ class PromotionDecision(BaseModel):
 
 
 def decide_promotion(
-    score: float, best_baseline: float, incumbent: float | None, gate: GateConfig
+    score: float,
+    best_baseline: float,
+    incumbent: float | None,
+    gate: GateConfig,
+    same_as: str | None = None,
 ) -> PromotionDecision:
-    """Promote only above the floor, above the best baseline and not below production."""
+    """Promote only above the floor, above the best baseline and not below production, and
+    never a copy of production (``same_as``: the production version with the same weights): a
+    rerun with nothing new must not move ``production`` to a duplicate of itself."""
     checks = [
         (score <= gate.floor, f"{gate.metric}={score:.4f} is not above the floor {gate.floor}"),
         (
@@ -88,6 +94,10 @@ def decide_promotion(
         (
             incumbent is not None and score < incumbent,
             f"{gate.metric}={score:.4f} is below the production version's {incumbent}",
+        ),
+        (
+            same_as is not None,
+            f"the same weights as production version {same_as}: production stays there",
         ),
     ]
     reasons = [reason for failed, reason in checks if failed]

@@ -31,7 +31,7 @@ def model_card(
         raise RuntimeError("model_card runs in a pipeline with a model (see pipelines/training.py)")
     client = Client()
     versions = client.list_model_versions(
-        model_name_or_id=model.model.id, sort_by="desc:number", size=MAX_VERSIONS, hydrate=True
+        model=model.model.id, sort_by="desc:number", size=MAX_VERSIONS, hydrate=True
     )
     run = client.get_pipeline_run(context.pipeline_run.id)
     outputs = {

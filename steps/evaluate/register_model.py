@@ -11,6 +11,8 @@ from prime_model.evaluate.promotion import GateConfig, PromotionDecision, decide
 from prime_model.evaluate.report import BASELINES, MODEL, EvaluationTable
 from prime_model.serve.quantize import QuantizationResult
 
+CHECKPOINT = "predictor_checkpoint"  # the train_predictor output that holds the weights
+
 
 @step(enable_cache=False)  # a decision with side effects: taken anew for every version
 def register_model(
@@ -44,7 +46,13 @@ def apply_gate(
     """Compare with the floor, the best baseline and production; record the decision."""
     score = evaluation.rows[MODEL][gate.metric]
     best_baseline = max(evaluation.rows[name][gate.metric] for name in BASELINES)
-    decision = decide_promotion(score, best_baseline, production_score(model_name, gate), gate)
+    decision = decide_promotion(
+        score,
+        best_baseline,
+        production_score(model_name, gate),
+        gate,
+        same_as=production_twin(model_name, version),
+    )
     if decision.promote:
         version_ = Client().get_model_version(model_name, version)
         version_.set_stage(ModelStages.PRODUCTION, force=True)
@@ -62,6 +70,26 @@ def apply_gate(
         model_version=version,
     )
     return decision
+
+
+def production_twin(model_name: str, version: str) -> str | None:
+    """The production version's name when it holds the same weights as ``version`` (a cached
+    rerun links the very checkpoint artifact; a retrain can reproduce the same sha256)."""
+    client = Client()
+    try:
+        production = client.get_model_version(model_name, ModelStages.PRODUCTION)
+    except KeyError:
+        return None
+    if production.name == version:
+        return None
+    mine = client.get_model_version(model_name, version).get_artifact(CHECKPOINT)
+    theirs = production.get_artifact(CHECKPOINT)
+    if mine is None or theirs is None:
+        return None
+    same_sha = mine.run_metadata.get("weights_sha256")
+    if mine.id == theirs.id or (same_sha and same_sha == theirs.run_metadata.get("weights_sha256")):
+        return str(production.name)
+    return None
 
 
 def production_score(model_name: str, gate: GateConfig) -> float | None:

@@ -46,6 +46,7 @@ class PredictorCheckpointMaterializer(BaseMaterializer):
         metrics = data.metadata.training.get("metrics", {})
         return {
             "parameters": sum(p.numel() for p in data.model.parameters()),
+            "weights_sha256": data.metadata.weights_sha256,
             "predictor_config": data.metadata.predictor_config.model_dump(),
             **{f"best_{k.replace('/', '_')}": float(v) for k, v in metrics.items()},
         }

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from zenml.client import Client
-from zenml.enums import ArtifactType, ExecutionStatus
+from zenml.enums import ArtifactType, ExecutionStatus, ModelStages
 from zenml.models import PipelineRunResponse
 
 from pipelines import training_pipeline
@@ -58,6 +58,23 @@ def test_runs_twice_with_caching_and_registers_versions(monkeypatch: pytest.Monk
         assert 0.0 <= float(version.run_metadata["recall@10"]) <= 1.0  # type: ignore[arg-type]
         assert "evaluation" in version.run_metadata
         assert "promote" in version.run_metadata["promotion"]  # type: ignore[operator]
+    _check_no_churn(client, run)
+
+
+def _check_no_churn(client: Client, run: PipelineRunResponse) -> None:
+    """A rerun whose (cached) checkpoint is production's leaves production where it was."""
+    assert run.model_version is not None
+    client.get_model_version("prime-predictor", run.model_version.id).set_stage(
+        ModelStages.PRODUCTION, force=True
+    )
+    third = training_pipeline.with_options(config_path=str(SMOKE))()
+    assert third is not None
+    third = client.get_pipeline_run(third.id)
+    assert third.steps["train_predictor"].status == ExecutionStatus.CACHED
+    decision = third.steps["register_model"].outputs["promotion"][0].load()
+    production = client.get_model_version("prime-predictor", ModelStages.PRODUCTION)
+    assert production.id == run.model_version.id and not decision.promote
+    assert f"the same weights as production version {production.name}" in decision.reasons[-1]
 
 
 # zenml's own PipelineRunFilter reads one of its deprecated fields in list_pipeline_runs

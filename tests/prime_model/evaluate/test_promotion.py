@@ -68,3 +68,9 @@ def test_metadata_has_the_decision_why_and_headline_metrics() -> None:
     assert meta["decision"] == "promoted to production"
     assert "nothing was in production yet" in meta["why"]
     assert meta["production_score"] == "none"
+
+
+def test_a_copy_of_production_is_not_promoted_even_when_it_ties() -> None:
+    decision = decide_promotion(0.85, 0.7, 0.85, GATE, same_as="3")
+    assert not decision.promote
+    assert decision.reasons == ["the same weights as production version 3: production stays there"]
