@@ -20,6 +20,7 @@ from zenml.utils.string_utils import format_name_template
 
 import pipelines
 from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
+from prime_model.data.sample import SampleConfig
 from prime_model.data.source import DataSource
 from tests.conftest import CHECKOUT_ZEN, CHECKOUT_ZEN_BEFORE, REPO_ROOT, SANDBOX
 from tests.zenml_sandbox import create_sandbox, describe_change, digest_tree, remove_sandbox
@@ -95,7 +96,7 @@ def test_a_training_run_without_config_builds_its_steps() -> None:
     bare = training_pipeline.copy()
     bare.prepare()  # a missing parameter raises "Invalid or missing pipeline ... arguments"
     assert {"load_turns", "train_predictor", "register_model"} <= set(bare.invocations)
-    assert bare._parameters["data"] == DataSource()  # 2000 generated conversations, seed 0
+    assert bare._parameters["data"] == DataSource(sample=SampleConfig(num_conversations=800))
 
 
 def test_a_config_still_overrides_the_defaults(tmp_path: Path) -> None:
