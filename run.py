@@ -73,7 +73,12 @@ def _gate(run: PipelineRunResponse) -> list[str]:
     if not isinstance(decision, PromotionDecision) or not isinstance(evaluation, EvaluationTable):
         return []
     verdict = "promoted to production" if decision.promote else "not promoted: "
-    return [f"gate: {verdict}{'; '.join(decision.reasons)}", "", evaluation.to_markdown()]
+    return [
+        f"gate: {verdict}{'; '.join(decision.reasons)}",
+        "",
+        evaluation.to_markdown(breakdown=False).rstrip(),
+        "(per segment: the evaluation_report artifact)",
+    ]
 
 
 def _predictions(run: PipelineRunResponse) -> list[str]:

@@ -60,16 +60,17 @@ class EvaluationTable(RetrievalResults):
         default_factory=dict, description=f"'{FIRST_TURN}' (empty history) and '{LATER_TURNS}'"
     )
 
-    def to_markdown(self) -> str:
-        """A systems × metrics table, the gain line and the breakdown, for a terminal or a PR."""
-        return render_markdown(self)
+    def to_markdown(self, *, breakdown: bool = True) -> str:
+        """A systems × metrics table, the gain line and (``breakdown``) the per-segment tables,
+        for a terminal or a PR."""
+        return render_markdown(self, breakdown=breakdown)
 
     def to_html(self) -> str:
         """A self-contained page (inline CSS and SVG, no scripts) with tables and bar charts."""
         return render_html(self)
 
 
-def render_markdown(table: EvaluationTable) -> str:
+def render_markdown(table: EvaluationTable, *, breakdown: bool = True) -> str:
     """Overview line, the systems × metrics table, the gain line, then the breakdown tables."""
     parts = [
         f"Retrieval on {table.num_turns} turns against a corpus of {table.corpus_size} targets "
@@ -79,7 +80,7 @@ def render_markdown(table: EvaluationTable) -> str:
         "",
         _gain_line(table),
     ]
-    for name, subset in table.breakdown.items():
+    for name, subset in table.breakdown.items() if breakdown else ():
         parts += ["", f"**{_md(name)}** ({subset.num_turns} turns)", "", _md_table(subset)]
         parts += ["", _gain_line(subset)]
     return "\n".join(parts) + "\n"

@@ -361,3 +361,9 @@ def test_predict_encoded_with_no_turns() -> None:
         dim=D,
     )
     assert predict_encoded(_model(output_dim=3), empty).shape == (0, 3)
+
+
+def test_markdown_without_the_breakdown_is_the_overall_table_only(table: EvaluationTable) -> None:
+    full, short = table.to_markdown(), table.to_markdown(breakdown=False)
+    assert table.breakdown and full.startswith(short.rstrip("\n")) and len(short) < len(full)
+    assert all(f"**{name}**" not in short and f"**{name}**" in full for name in table.breakdown)
