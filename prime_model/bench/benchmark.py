@@ -84,7 +84,7 @@ def _build(
         if isinstance(predictor, OptimizedPredictor) and not predictor.compiled:
             notes.append(f"compiled: torch.compile failed ({predictor.fallback_reason}); eager")
         predictors[backend] = predictor
-        logger.info("%s ready in %.1f s", backend, seconds[backend])
+        logger.debug("%s ready in %.1f s", backend, seconds[backend])
     return predictors, seconds, notes, verdict
 
 
@@ -157,7 +157,7 @@ def _time_batch(
     outputs = {name: call() for name, call in calls.items()}
     timed = interleaved_seconds(list(calls.values()), repeats, budget_s=budget_s)
     times = dict(zip(calls, timed, strict=True))
-    logger.info("batch %d: %d timed calls per backend", batch.size, len(timed[0]))
+    logger.debug("batch %d: %d timed calls per backend", batch.size, len(timed[0]))
     return times, outputs
 
 
@@ -282,7 +282,7 @@ def run_benchmark(
                     floor_ratio=p50 / floor,
                 )
             )
-        logger.info("batch %d done (%d rounds)", batch_size, len(times[EAGER]))
+        logger.debug("batch %d done (%d rounds)", batch_size, len(times[EAGER]))
     return BenchmarkReport(
         title=title,
         predictor_config=cfg,

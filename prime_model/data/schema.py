@@ -180,8 +180,8 @@ def truncate_histories(turns: pd.DataFrame, max_context_length: int) -> pd.DataF
     out = turns.copy()
     kept = [h[-max_context_length:] for h in turns["history"]]
     truncated = sum(len(h) > max_context_length for h in turns["history"])
-    if truncated:
-        logger.info(
+    if truncated:  # validation already reports how many histories are longer
+        logger.debug(
             "%d histories truncated to their %d most recent turns", truncated, max_context_length
         )
     out["history"] = pd.Series(kept, index=turns.index, dtype=object)

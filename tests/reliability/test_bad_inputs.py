@@ -28,7 +28,6 @@ from prime_model import (
     CheckpointError,
     ConfigError,
     DataValidationError,
-    EmbeddingPredictor,
     ExportError,
     PredictorConfig,
     PredictorError,
@@ -47,11 +46,9 @@ from prime_model.serve.onnx_file import embed_metadata, load_onnx, read_metadata
 from prime_model.train.training import train_predictor
 from tests.conftest import CountingEncoder, make_encoded
 from tests.prime_model.serve.inference_support import CONFIG
+from tests.reliability.support import Inputs, Rows, Trigger, tiny_model, valid_inputs, valid_rows
 
-Trigger = Callable[[], object]
 Arrange = Callable[[Path], Trigger]
-Inputs = tuple[Any, Any, Any]  # context, query, context_mask as handed to the predictor
-Rows = list[dict[str, Any]]
 
 MARKER = "UNPICKLED"  # created by _Trap if anything ever unpickles it
 
@@ -77,22 +74,10 @@ class _Trap:
         return (Path.touch, (self.marker,))
 
 
-def _model(seed: int = 0) -> EmbeddingPredictor:
-    torch.manual_seed(seed)
-    return EmbeddingPredictor(CONFIG).eval()
-
-
 @cache
 def _onnx_bytes() -> bytes:
-    """The fp32 export of ``_model()``, made once (a few seconds)."""
-    return export_verified(_model()).data
-
-
-def _inputs() -> Inputs:
-    rng = np.random.default_rng(0)
-    context = rng.standard_normal((2, 3, 16)).astype(np.float32)
-    query = rng.standard_normal((2, 16)).astype(np.float32)
-    return context, query, np.ones((2, 3), dtype=np.bool_)
+    """The fp32 export of ``tiny_model()``, made once (a few seconds)."""
+    return export_verified(tiny_model()).data
 
 
 # ---------------------------------------------------------------- predictor inputs, two backends
@@ -155,9 +140,9 @@ BAD_REQUESTS: dict[str, tuple[Callable[[Any, Any, Any], Inputs], str]] = {
 
 def _eager(change: Callable[[Any, Any, Any], Inputs]) -> Arrange:
     def arrange(tmp_path: Path) -> Trigger:
-        model = _model()
+        model = tiny_model()
         context, query, mask = (
-            None if a is None else torch.from_numpy(a) for a in change(*_inputs())
+            None if a is None else torch.from_numpy(a) for a in change(*valid_inputs())
         )
         return lambda: model(context, query, mask)
 
@@ -169,15 +154,15 @@ def _onnx(change: Callable[[Any, Any, Any], Inputs]) -> Arrange:
         path = tmp_path / "model.onnx"
         path.write_bytes(_onnx_bytes())
         predictor = create_predictor(path, backend="onnx")
-        context, query, mask = change(*_inputs())
+        context, query, mask = change(*valid_inputs())
         return lambda: predictor.predict(context, query, mask)
 
     return arrange
 
 
 def _eager_given_numpy(tmp_path: Path) -> Trigger:
-    model = _model()
-    context, query, _ = _inputs()
+    model = tiny_model()
+    context, query, _ = valid_inputs()
     return lambda: model(context, query)
 
 
@@ -185,7 +170,7 @@ def _onnx_given_lists(tmp_path: Path) -> Trigger:
     path = tmp_path / "model.onnx"
     path.write_bytes(_onnx_bytes())
     predictor = create_predictor(path, backend="onnx")
-    context, query, _ = _inputs()
+    context, query, _ = valid_inputs()
     return lambda: predictor.predict(context.tolist(), query.tolist())
 
 
@@ -340,27 +325,6 @@ CONFIG_CASES = [
 # ------------------------------------------------------------------------------------- data
 
 
-def _rows() -> Rows:
-    """12 valid turns in 4 conversations (questions and answers interleaved in the history)."""
-    rows: Rows = []
-    for c in range(4):
-        history: list[str] = []
-        for t in range(3):
-            query, answer = f"question {t} of conversation {c}?", f"answer {t} of {c}."
-            rows.append(
-                {
-                    "conversation_id": f"c{c}",
-                    "turn": t,
-                    "history": list(history),
-                    "query": query,
-                    "target": answer,
-                    "target_id": f"p{c}-{t}",
-                }
-            )
-            history += [query, answer]
-    return rows
-
-
 def _write_rows(path: Path, rows: Rows) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
@@ -374,7 +338,7 @@ def _validated(edit: Callable[[Rows], Rows]) -> Arrange:
     """Read a JSON-lines file, then run the validation suite on it."""
 
     def arrange(tmp_path: Path) -> Trigger:
-        path = _write_rows(tmp_path / "turns.jsonl", edit(_rows()))
+        path = _write_rows(tmp_path / "turns.jsonl", edit(valid_rows()))
         return lambda: validate_turns(read_turns(path), source=str(path))
 
     return arrange
@@ -393,7 +357,7 @@ def _read(content: str | bytes, name: str, fmt: str | None = None, **kwargs: Any
 
 
 def _jsonl(edit: Callable[[Rows], Rows]) -> str:
-    return "".join(json.dumps(row) + "\n" for row in edit(_rows()))
+    return "".join(json.dumps(row) + "\n" for row in edit(valid_rows()))
 
 
 def _without(row: dict[str, Any], column: str) -> dict[str, Any]:
@@ -401,14 +365,14 @@ def _without(row: dict[str, Any], column: str) -> dict[str, Any]:
 
 
 def _history_not_a_list_frame(tmp_path: Path) -> Trigger:
-    frame = read_turns(_write_rows(tmp_path / "turns.jsonl", _rows()))
+    frame = read_turns(_write_rows(tmp_path / "turns.jsonl", valid_rows()))
     frame.at[4, "history"] = "question 0 of conversation 1? answer 0 of 1."
     return lambda: validate_turns(frame)
 
 
 def _parquet_with_string_history(tmp_path: Path) -> Trigger:
     path = tmp_path / "turns.parquet"
-    rows = [{**r, "history": " | ".join(r["history"]) or "none"} for r in _rows()]
+    rows = [{**r, "history": " | ".join(r["history"]) or "none"} for r in valid_rows()]
     pd.DataFrame(rows).to_parquet(path)
     return lambda: read_turns(path)
 
@@ -569,7 +533,7 @@ DATA_CASES = [
 
 def _saved_checkpoint(edit: Callable[[Path], object]) -> Arrange:
     def arrange(tmp_path: Path) -> Trigger:
-        directory = save_checkpoint(_model(), tmp_path / "ckpt")
+        directory = save_checkpoint(tiny_model(), tmp_path / "ckpt")
         edit(directory)
         return lambda: load_checkpoint(directory)
 
@@ -611,7 +575,7 @@ def _re_sign(directory: Path) -> None:
 
 
 def _signed_nan_weights(directory: Path) -> None:
-    state = {k: v.clone() for k, v in _model().state_dict().items()}
+    state = {k: v.clone() for k, v in tiny_model().state_dict().items()}
     state["norm.weight"][0] = float("nan")
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "prime-predictor"})
     _re_sign(directory)
@@ -642,14 +606,14 @@ def _save(
 ) -> Arrange:
     def arrange(tmp_path: Path) -> Trigger:
         (tmp_path / "blocker").write_text("a file, not a directory\n", encoding="utf-8")
-        model = _model()
+        model = tiny_model()
         return lambda: save_checkpoint(model, tmp_path / directory, metadata, overwrite=overwrite)
 
     return arrange
 
 
 def _save_diverged(tmp_path: Path) -> Trigger:
-    model = _model()
+    model = tiny_model()
     with torch.no_grad():
         model.output_proj.weight[0, 0] = float("inf")
     return lambda: save_checkpoint(model, tmp_path / "ckpt")
@@ -923,7 +887,7 @@ ONNX_CASES = [
 def _export_to(target: str, **kwargs: Any) -> Arrange:
     def arrange(tmp_path: Path) -> Trigger:
         (tmp_path / "blocker").write_text("a file, not a directory\n", encoding="utf-8")
-        model = _model()
+        model = tiny_model()
         return lambda: export_onnx(model, tmp_path / target, **kwargs)
 
     return arrange
@@ -959,8 +923,8 @@ def _save_embeddings_under_a_file(tmp_path: Path) -> Trigger:
 
 
 def _predict_no_turns(tmp_path: Path) -> Trigger:
-    turns = read_turns(_write_rows(tmp_path / "turns.jsonl", _rows())).iloc[:0]
-    predictor = create_predictor(_model(), backend="eager")
+    turns = read_turns(_write_rows(tmp_path / "turns.jsonl", valid_rows())).iloc[:0]
+    predictor = create_predictor(tiny_model(), backend="eager")
     return lambda: predict_turns(turns, predictor, CountingEncoder(dim=16))
 
 
@@ -1077,14 +1041,14 @@ def test_the_table_has_unique_ids_and_covers_every_area() -> None:
 
 def test_the_unbroken_inputs_are_accepted(tmp_path: Path) -> None:
     """The faults above are the only thing wrong with each case's inputs."""
-    model = _model()
-    context, query, mask = _inputs()
+    model = tiny_model()
+    context, query, mask = valid_inputs()
     eager_out = model(torch.from_numpy(context), torch.from_numpy(query), torch.from_numpy(mask))
     path = tmp_path / "model.onnx"
     path.write_bytes(_onnx_bytes())
     onnx_out = create_predictor(path, backend="onnx").predict(context, query, mask)
     np.testing.assert_allclose(onnx_out, eager_out.detach().numpy(), atol=1e-5)
-    turns = read_turns(_write_rows(tmp_path / "turns.jsonl", _rows()))
+    turns = read_turns(_write_rows(tmp_path / "turns.jsonl", valid_rows()))
     assert validate_turns(turns).success
     checkpoint = save_checkpoint(model, tmp_path / "ckpt")
     assert load_checkpoint(checkpoint).metadata.predictor_config == CONFIG

@@ -56,10 +56,9 @@ from prime_model.train.training import train_predictor
 from prime_model.train.workflow import _write_report
 from tests.conftest import make_encoded
 from tests.prime_model.serve.inference_support import CONFIG
+from tests.reliability.support import Inputs, Trigger, tiny_model, valid_inputs
 
-Trigger = Callable[[], object]
 Arrange = Callable[[Path, pytest.MonkeyPatch], Trigger]
-Inputs = tuple[Any, Any, Any]  # context, query, context_mask as handed to the predictor
 DEADLINE_S = 60.0  # generous on 2 shared cores; a blocked open() never returns at all
 
 
@@ -74,21 +73,9 @@ class Case:
     match: str
 
 
-def _model(seed: int = 0) -> EmbeddingPredictor:
-    torch.manual_seed(seed)
-    return EmbeddingPredictor(CONFIG).eval()
-
-
 @cache
 def _onnx_bytes() -> bytes:
-    return export_verified(_model()).data
-
-
-def _inputs() -> Inputs:
-    rng = np.random.default_rng(0)
-    context = rng.standard_normal((2, 3, 16)).astype(np.float32)
-    query = rng.standard_normal((2, 16)).astype(np.float32)
-    return context, query, np.ones((2, 3), dtype=np.bool_)
+    return export_verified(tiny_model()).data
 
 
 def _call_with_deadline(trigger: Trigger, deadline_s: float = DEADLINE_S) -> BaseException | None:
@@ -175,8 +162,8 @@ def _as_tensors(inputs: Inputs) -> Inputs:
 
 def _eager_model(change: Callable[[Any, Any, Any], Inputs]) -> Arrange:
     def arrange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
-        model = _model()
-        context, query, mask = _as_tensors(change(*_inputs()))
+        model = tiny_model()
+        context, query, mask = _as_tensors(change(*valid_inputs()))
         return lambda: model(context, query, mask)
 
     return arrange
@@ -187,7 +174,7 @@ def _onnx_predictor(change: Callable[[Any, Any, Any], Inputs]) -> Arrange:
         path = tmp_path / "model.onnx"
         path.write_bytes(_onnx_bytes())
         predictor = create_predictor(path, backend="onnx")
-        context, query, mask = change(*_inputs())
+        context, query, mask = change(*valid_inputs())
         return lambda: predictor.predict(context, query, mask)
 
     return arrange
@@ -220,7 +207,7 @@ def _re_sign(directory: Path) -> None:
 
 def _saved(edit: Callable[[Path], object], **load: Any) -> Arrange:
     def arrange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
-        directory = save_checkpoint(_model(), tmp_path / "ckpt")
+        directory = save_checkpoint(tiny_model(), tmp_path / "ckpt")
         edit(directory)
         return lambda: load_checkpoint(directory, **load)
 
@@ -231,7 +218,7 @@ def _one_tensor_as(dtype: torch.dtype) -> Callable[[Path], None]:
     """``norm.weight`` stored as ``dtype``, right shape, correctly signed: it used to load."""
 
     def edit(directory: Path) -> None:
-        state = {k: v.clone() for k, v in _model().state_dict().items()}
+        state = {k: v.clone() for k, v in tiny_model().state_dict().items()}
         state["norm.weight"] = state["norm.weight"].to(dtype)
         save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "prime-predictor"})
         _re_sign(directory)
@@ -288,7 +275,7 @@ def _save_model(model: Callable[[], EmbeddingPredictor]) -> Arrange:
 
 
 def _sparse_parameter() -> EmbeddingPredictor:
-    model = _model()
+    model = tiny_model()
     model.norm.weight = torch.nn.Parameter(model.norm.weight.detach().to_sparse())
     return model
 
@@ -308,9 +295,9 @@ def _overwrite_failing(target: str, failure: Callable[..., Any]) -> Arrange:
     """A checkpoint exists; saving over it fails in ``target`` (a name in the checkpoint module)."""
 
     def arrange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
-        directory = save_checkpoint(_model(seed=1), tmp_path / "ckpt")
+        directory = save_checkpoint(tiny_model(seed=1), tmp_path / "ckpt")
         monkeypatch.setattr(checkpoint_module, target, failure)
-        model = _model()
+        model = tiny_model()
         return lambda: save_checkpoint(model, directory, overwrite=True)
 
     return arrange
@@ -318,7 +305,7 @@ def _overwrite_failing(target: str, failure: Callable[..., Any]) -> Arrange:
 
 def _final_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
     """The old checkpoint is moved aside, then moving the new one in fails: the old comes back."""
-    directory = save_checkpoint(_model(seed=1), tmp_path / "ckpt")
+    directory = save_checkpoint(tiny_model(seed=1), tmp_path / "ckpt")
     rename = Path.rename
 
     def failing_rename(self: Path, target: Any) -> Any:
@@ -327,14 +314,14 @@ def _final_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trig
         return rename(self, target)
 
     monkeypatch.setattr(Path, "rename", failing_rename)
-    model = _model()
+    model = tiny_model()
     return lambda: save_checkpoint(model, directory, overwrite=True)
 
 
 def _export_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
     (tmp_path / "model.onnx").write_bytes(b"the previous export")
     monkeypatch.setattr(Path, "write_bytes", _raise(_disk_full()))
-    model = _model()
+    model = tiny_model()
     return lambda: export_onnx(model, tmp_path / "model.onnx")
 
 
@@ -367,22 +354,21 @@ CHECKPOINT_CASES = [
         "checkpoint",
         _saved(_declared_config(hidden_dim=10**9, num_heads=1)),
         CheckpointError,
-        "metadata.json declares a model too large to exist (input_dim=16, output_dim=16, "
-        "hidden_dim=1000000000",
+        "check input_dim, hidden_dim, mlp_ratio and num_layers (got {",  # too many parameters
     ),
     Case(
-        "checkpoint-declares-hidden-dim-1e5",
+        "checkpoint-declares-hidden-dim-4096",  # within the parameter bound: the header says no
         "checkpoint",
-        _saved(_declared_config(hidden_dim=10**5, num_heads=1)),
+        _saved(_declared_config(hidden_dim=4096, num_heads=1)),
         CheckpointError,
-        "'blocks.0.attn.proj.weight: (32, 32) in file, (100000, 100000) expected'",
+        "'blocks.0.attn.proj.weight: (32, 32) in file, (4096, 4096) expected'",
     ),
     Case(
-        "checkpoint-declares-num-layers-1e9",
+        "checkpoint-declares-num-layers-1e5",  # within the parameter bound: the header says no
         "checkpoint",
-        _saved(_declared_config(num_layers=10**9)),
+        _saved(_declared_config(num_layers=10**5)),
         CheckpointError,
-        "declares num_layers=1000000000, model.safetensors holds 2 block(s)",
+        "declares num_layers=100000, model.safetensors holds 2 block(s)",
     ),
     Case(
         "checkpoint-header-declares-a-huge-shape",
@@ -436,7 +422,7 @@ CHECKPOINT_CASES = [
     Case(
         "checkpoint-save-float16-model",
         "checkpoint",
-        _save_model(lambda: _model().half()),
+        _save_model(lambda: tiny_model().half()),
         CheckpointError,
         "34 tensor(s) are not dense float32 (pred_token is float16; expected float32",
     ),
@@ -556,7 +542,7 @@ def _no_cuda(monkeypatch: pytest.MonkeyPatch, count: int = 0) -> None:
 def _device(make: Callable[[EmbeddingPredictor, Path], object], gpus: int = 0) -> Arrange:
     def arrange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
         _no_cuda(monkeypatch, gpus)
-        model = _model()
+        model = tiny_model()
         return lambda: make(model, tmp_path)
 
     return arrange
@@ -564,7 +550,7 @@ def _device(make: Callable[[EmbeddingPredictor, Path], object], gpus: int = 0) -
 
 def _load_on(device: str) -> Arrange:
     def arrange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
-        directory = save_checkpoint(_model(), tmp_path / "ckpt")
+        directory = save_checkpoint(tiny_model(), tmp_path / "ckpt")
         _no_cuda(monkeypatch)
         return lambda: load_checkpoint(directory, device=device)
 
@@ -700,7 +686,7 @@ def _fifo(name: str, call: Callable[[Path], object]) -> Arrange:
 
 def _fifo_in_checkpoint(name: str) -> Arrange:
     def arrange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Trigger:
-        directory = save_checkpoint(_model(), tmp_path / "ckpt")
+        directory = save_checkpoint(tiny_model(), tmp_path / "ckpt")
         (directory / name).unlink()
         os.mkfifo(directory / name)
         return lambda: load_checkpoint(directory)
@@ -831,11 +817,11 @@ def test_the_table_has_unique_ids_and_covers_every_class() -> None:
 def test_a_failed_overwrite_leaves_the_previous_checkpoint_loadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = _model(seed=1)
+    old = tiny_model(seed=1)
     directory = save_checkpoint(old, tmp_path / "ckpt")
     monkeypatch.setattr(checkpoint_module, "save_file", _raise(_disk_full()))
     with pytest.raises(CheckpointError, match="the previous checkpoint there is unchanged"):
-        save_checkpoint(_model(), directory, overwrite=True)
+        save_checkpoint(tiny_model(), directory, overwrite=True)
     monkeypatch.undo()
     loaded = load_checkpoint(directory).model
     for name, tensor in old.state_dict().items():
@@ -848,7 +834,7 @@ def test_a_first_save_on_a_full_disk_says_nothing_was_written(
 ) -> None:
     monkeypatch.setattr(checkpoint_module, "save_file", _raise(_disk_full()))
     with pytest.raises(CheckpointError, match="the disk is full; nothing was written there"):
-        save_checkpoint(_model(), tmp_path / "ckpt")
+        save_checkpoint(tiny_model(), tmp_path / "ckpt")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -865,17 +851,17 @@ def test_eager_and_onnx_refuse_identically(name: str, tmp_path: Path) -> None:
 
 def test_values_at_the_bound_are_served_and_backends_agree(tmp_path: Path) -> None:
     """The bound refuses only what overflows: inputs right at it give finite, equal outputs."""
-    context, query, mask = _inputs()
+    context, query, mask = valid_inputs()
     context = np.clip(context * MAX_INPUT_MAGNITUDE, -MAX_INPUT_MAGNITUDE, MAX_INPUT_MAGNITUDE)
     query = np.full_like(query, -MAX_INPUT_MAGNITUDE)
     path = tmp_path / "model.onnx"
     path.write_bytes(_onnx_bytes())
     onnx_out = create_predictor(path, backend="onnx").predict(context, query, mask)
     with torch.inference_mode():
-        eager_out = _model()(*_as_tensors((context, query, mask))).numpy()
+        eager_out = tiny_model()(*_as_tensors((context, query, mask))).numpy()
     assert np.isfinite(onnx_out).all() and np.isfinite(eager_out).all()
     np.testing.assert_allclose(onnx_out, eager_out, atol=1e-5)
-    float64_out = create_predictor(_model(), backend="eager").predict(
+    float64_out = create_predictor(tiny_model(), backend="eager").predict(
         context.astype(np.float64), query.astype(np.float64), mask
     )
     np.testing.assert_allclose(float64_out, eager_out, atol=1e-6)
@@ -902,15 +888,15 @@ def test_atomic_writes_honour_the_umask(mask: int, tmp_path: Path) -> None:
     """Like a plain open()/mkdir: 0666 & ~umask for files, 0777 & ~umask for directories."""
     file_mode, dir_mode = 0o666 & ~mask, 0o777 & ~mask
     with _umask(mask):
-        checkpoint = save_checkpoint(_model(), tmp_path / "ckpt")
-        save_checkpoint(_model(seed=1), checkpoint, overwrite=True)  # the replacing path too
+        checkpoint = save_checkpoint(tiny_model(), tmp_path / "ckpt")
+        save_checkpoint(tiny_model(seed=1), checkpoint, overwrite=True)  # the replacing path too
         report = write_text_atomic(tmp_path / "report.md", "# report\n")
         with atomic_file(tmp_path / "blob.bin") as staging:
             staging.write_bytes(b"blob")
         with atomic_directory(tmp_path / "tree") as staging:
             (staging / "sub").mkdir()
             (staging / "sub" / "leaf.txt").write_text("leaf", encoding="utf-8")
-        export = export_onnx(_model(), tmp_path / "model.onnx").path
+        export = export_onnx(tiny_model(), tmp_path / "model.onnx").path
     assert _mode(checkpoint) == dir_mode
     assert _mode(checkpoint / WEIGHTS_FILE) == file_mode
     assert _mode(checkpoint / METADATA_FILE) == file_mode

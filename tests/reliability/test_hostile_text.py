@@ -38,10 +38,9 @@ from prime_model.cli.main import build_parser
 from prime_model.data import TurnValidationError, read_turns, validate_turns
 from prime_model.encode.encoding import FORMAT, FORMAT_VERSION, EncodedTurns
 from prime_model.serve.batch_prediction import load_embeddings
+from tests.reliability.support import Rows, Trigger, valid_rows
 
-Trigger = Callable[[], object]
 Arrange = Callable[[Path], Trigger]
-Rows = list[dict[str, Any]]
 DEADLINE_S = 20.0  # generous on a shared 2-core machine; a hang never returns at all
 
 
@@ -78,27 +77,6 @@ def _call_with_deadline(trigger: Trigger, seconds: float = DEADLINE_S) -> tuple[
 # ---------------------------------------------------------------------------------- inputs
 
 
-def _rows() -> Rows:
-    """12 valid turns in 4 conversations (questions and answers interleaved in the history)."""
-    rows: Rows = []
-    for c in range(4):
-        history: list[str] = []
-        for t in range(3):
-            query, answer = f"question {t} of conversation {c}?", f"answer {t} of {c}."
-            rows.append(
-                {
-                    "conversation_id": f"c{c}",
-                    "turn": t,
-                    "history": list(history),
-                    "query": query,
-                    "target": answer,
-                    "target_id": f"p{c}-{t}",
-                }
-            )
-            history += [query, answer]
-    return rows
-
-
 def _jsonl(rows: Rows) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
@@ -131,7 +109,7 @@ def _read(content: str, name: str, fmt: str | None = None) -> Arrange:
 
 def _with_line(line: str) -> str:
     """A valid JSONL file whose third line is replaced by ``line``."""
-    lines = _jsonl(_rows()).splitlines()
+    lines = _jsonl(valid_rows()).splitlines()
     lines[2] = line
     return "\n".join(lines) + "\n"
 
@@ -139,7 +117,7 @@ def _with_line(line: str) -> str:
 def _validated(edit: Callable[[Rows], Rows]) -> Arrange:
     def arrange(tmp_path: Path) -> Trigger:
         path = tmp_path / "turns.jsonl"
-        path.write_text(_jsonl(edit(_rows())), encoding="utf-8")
+        path.write_text(_jsonl(edit(valid_rows())), encoding="utf-8")
         return lambda: validate_turns(read_turns(path), source=str(path))
 
     return arrange
@@ -275,7 +253,7 @@ def _cli(*argv: str, blocker: str, kind: str = "file") -> Arrange:
             blocked.mkdir()
         else:
             os.mkfifo(blocked)
-        (tmp_path / "turns.jsonl").write_text(_jsonl(_rows()), encoding="utf-8")
+        (tmp_path / "turns.jsonl").write_text(_jsonl(valid_rows()), encoding="utf-8")
         args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
         parsed = build_parser().parse_args(args)
         return lambda: parsed.command(parsed)
@@ -365,7 +343,9 @@ SILENT_CASES = [
         "jsonl-conversation-id-object",
         "silent",
         _read(
-            _jsonl([{**r, "conversation_id": {"a": 1}} for r in _rows()[:1]] + _rows()[1:]),
+            _jsonl(
+                [{**r, "conversation_id": {"a": 1}} for r in valid_rows()[:1]] + valid_rows()[1:]
+            ),
             "turns.jsonl",
         ),
         DataValidationError,
@@ -374,14 +354,16 @@ SILENT_CASES = [
     Case(
         "jsonl-conversation-id-list",
         "silent",
-        _read(_jsonl([*_rows()[:3], {**_rows()[3], "conversation_id": ["c", 1]}]), "t.jsonl"),
+        _read(
+            _jsonl([*valid_rows()[:3], {**valid_rows()[3], "conversation_id": ["c", 1]}]), "t.jsonl"
+        ),
         DataValidationError,
         "row 3 column 'conversation_id' is the list ['c', 1]; expected a string or integer",
     ),
     Case(
         "jsonl-conversation-id-bool",
         "silent",
-        _read(_jsonl([{**_rows()[0], "conversation_id": True}]), "t.jsonl"),
+        _read(_jsonl([{**valid_rows()[0], "conversation_id": True}]), "t.jsonl"),
         DataValidationError,
         "row 0 column 'conversation_id' is the bool True; expected a string or integer",
     ),
@@ -677,7 +659,7 @@ UNCLEAR_CASES = [
     Case(
         "jsonl-pretty-printed-object",
         "unclear",
-        _read(json.dumps(_rows()[0], indent=2), "turns.jsonl"),
+        _read(json.dumps(valid_rows()[0], indent=2), "turns.jsonl"),
         DataValidationError,
         "is a single JSON object spanning several lines (keys ['conversation_id', 'history'",
     ),
@@ -692,7 +674,7 @@ UNCLEAR_CASES = [
     Case(
         "jsonl-pretty-printed-broken-array",
         "unclear",
-        _read(json.dumps(_rows()[:2], indent=2)[:-3], "turns.jsonl"),
+        _read(json.dumps(valid_rows()[:2], indent=2)[:-3], "turns.jsonl"),
         DataValidationError,
         "expected a JSON array of objects, or one JSON object per line",
     ),
@@ -764,7 +746,7 @@ def test_a_huge_bad_value_is_shown_bounded(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("char", ["\u2028", "\u2029", "\u0085"])
 def test_line_separators_inside_a_json_string_are_read(tmp_path: Path, char: str) -> None:
-    rows = _rows()
+    rows = valid_rows()
     rows[1]["query"] = f"first{char}second"
     path = tmp_path / "turns.jsonl"
     path.write_text(_jsonl(rows), encoding="utf-8")
@@ -776,14 +758,14 @@ def test_line_separators_inside_a_json_string_are_read(tmp_path: Path, char: str
 
 def test_crlf_lines_and_a_byte_order_mark_are_read(tmp_path: Path) -> None:
     path = tmp_path / "turns.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + _jsonl(_rows()).replace("\n", "\r\n").encode())
+    path.write_bytes(b"\xef\xbb\xbf" + _jsonl(valid_rows()).replace("\n", "\r\n").encode())
     turns = read_turns(path)
     assert turns["conversation_id"].tolist()[:3] == ["c0", "c0", "c0"]
     assert turns["target_id"][11] == "p3-2"  # no '\r' left on the last field
 
 
 def test_dictionary_encoded_parquet_strings_are_strings(tmp_path: Path) -> None:
-    frame = pd.DataFrame(_rows())
+    frame = pd.DataFrame(valid_rows())
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for name in ("conversation_id", "query", "target", "target_id"):
         index = table.schema.get_field_index(name)
@@ -802,8 +784,8 @@ def test_dictionary_encoded_parquet_strings_are_strings(tmp_path: Path) -> None:
 
 def test_pretty_printed_json_arrays_are_read(tmp_path: Path) -> None:
     turns_path = tmp_path / "turns.jsonl"
-    turns_path.write_text(json.dumps(_rows(), indent=2), encoding="utf-8")
-    assert read_turns(turns_path)["query"].tolist() == [r["query"] for r in _rows()]
+    turns_path.write_text(json.dumps(valid_rows(), indent=2), encoding="utf-8")
+    assert read_turns(turns_path)["query"].tolist() == [r["query"] for r in valid_rows()]
     qrecc = tmp_path / "qrecc.json"
     qrecc.write_text(json.dumps(_qrecc(), indent=2), encoding="utf-8")
     frame = read_turns(qrecc, "qrecc", target="rewrite")
@@ -812,7 +794,7 @@ def test_pretty_printed_json_arrays_are_read(tmp_path: Path) -> None:
 
 
 def test_integer_ids_and_visible_text_with_invisible_characters_are_kept(tmp_path: Path) -> None:
-    rows = _rows()
+    rows = valid_rows()
     for row in rows:
         row["conversation_id"] = int(row["conversation_id"][1:])
     rows[0]["query"] = "zero\u200bwidth"
