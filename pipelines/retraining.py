@@ -26,6 +26,7 @@ from steps import (
     combine_turns,
     decide_retraining,
     detect_drift,
+    discard_empty_version,
     encode_new_turns,
     load_turns,
     validate_turns,
@@ -66,6 +67,7 @@ def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by n
     decision: RetrainingDecision = decide_retraining(result, validated, retraining).load()
     if not decision.retrain:
         logger.info("no retraining: %s", "; ".join(decision.reasons))
+        discard_empty_version()
         return
     combined = combine_turns(reference.turns, validated)
     train_evaluate_register(

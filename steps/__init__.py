@@ -10,6 +10,7 @@ from steps.evaluate.register_model import register_model
 from steps.monitor.combine_turns import combine_turns
 from steps.monitor.decide_retraining import decide_retraining
 from steps.monitor.detect_drift import detect_drift
+from steps.monitor.discard_empty_version import discard_empty_version
 from steps.monitor.encode_new_turns import encode_new_turns
 from steps.serve.benchmark_latency import benchmark_latency
 from steps.serve.export_onnx import export_onnx
@@ -21,6 +22,7 @@ __all__ = [
     "combine_turns",
     "decide_retraining",
     "detect_drift",
+    "discard_empty_version",
     "encode_new_turns",
     "encode_turns",
     "evaluate_predictor",

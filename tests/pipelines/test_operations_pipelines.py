@@ -118,6 +118,10 @@ def test_retraining_stops_early_when_not_due(
     assert decision.reasons == ["drift does not trigger retraining; retraining by size is off"]
     assert "drift_report" in run.steps["detect_drift"].outputs
     assert "retraining: no retraining: drift does not trigger" in summary(run.id)
+    # no model was trained: the version the run started with is gone, production is unchanged
+    assert run.model_version is None
+    assert str(Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION).id) == production
+    assert run.steps["discard_empty_version"].status == ExecutionStatus.COMPLETED
 
 
 def test_retraining_trains_and_gates_when_due(
