@@ -13,7 +13,8 @@ CHECKOUT_ZEN = REPO_ROOT / ".zen"
 CHECKOUT_ZEN_BEFORE = digest_tree(CHECKOUT_ZEN)
 SANDBOX = create_sandbox(REPO_ROOT)
 
-from collections.abc import Mapping, Sequence  # noqa: E402
+import logging  # noqa: E402
+from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
@@ -114,3 +115,13 @@ class CountingEncoder:
             return self._table.get(text, [0.0] * (self._dim - 1) + [1.0])
         row = np.random.default_rng(sum(map(ord, text)) + len(text)).normal(size=self._dim)
         return list(row / np.linalg.norm(row))
+
+
+@pytest.fixture(autouse=True)
+def _restore_package_log_level() -> Iterator[None]:
+    """``prime`` commands set the ``prime_model`` logger's level (``--quiet``: WARNING), as a
+    process entry point may; tests call them in-process, so put it back after each test."""
+    package = logging.getLogger("prime_model")
+    level = package.level
+    yield
+    package.setLevel(level)
