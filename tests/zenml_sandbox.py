@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "prime-tests-zenml-"
+ENV = "PRIME_TESTS_SANDBOX"  # set for subprocesses: they share the session's sandbox
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Sandbox:
     """Everything the tests' ZenML and embedding cache write, under one removable directory."""
 
     root: Path
+    owned: bool = True  # made by this process, so removed by it
 
     @property
     def config(self) -> Path:
@@ -41,10 +43,15 @@ class Sandbox:
 def create_sandbox(source_root: Path) -> Sandbox:
     """A fresh sandbox, made the ZenML store, repository and embedding cache of this process
     and of the subprocesses it starts. Sources still resolve against ``source_root``."""
+    inherited = os.environ.get(ENV)
+    if inherited and Path(inherited).is_dir():
+        # a subprocess of a test session (some are SIGKILLed: they could never clean up)
+        return Sandbox(Path(inherited), owned=False)
     sandbox = Sandbox(Path(tempfile.mkdtemp(prefix=PREFIX)))
     (sandbox.repository / ".zen").mkdir(parents=True)  # a repository is a directory with .zen/
     sandbox.config.mkdir()
     sandbox.embeddings.mkdir()
+    os.environ.update({ENV: str(sandbox.root)})
     os.environ.update(
         {
             "ZENML_CONFIG_PATH": str(sandbox.config),
@@ -59,8 +66,9 @@ def create_sandbox(source_root: Path) -> Sandbox:
 
 
 def remove_sandbox(sandbox: Sandbox) -> None:
-    """Remove it all (~25 MB of store per session otherwise stays in /tmp)."""
-    shutil.rmtree(sandbox.root, ignore_errors=True)
+    """Remove it all (~25 MB of store per session otherwise stays in /tmp), if it is ours."""
+    if sandbox.owned:
+        shutil.rmtree(sandbox.root, ignore_errors=True)
 
 
 def digest_tree(directory: Path) -> str | None:

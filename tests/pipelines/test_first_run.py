@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -23,7 +24,13 @@ from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
 from prime_model.data.sample import SampleConfig
 from prime_model.data.source import DataSource
 from tests.conftest import CHECKOUT_ZEN, CHECKOUT_ZEN_BEFORE, REPO_ROOT, SANDBOX
-from tests.zenml_sandbox import create_sandbox, describe_change, digest_tree, remove_sandbox
+from tests.zenml_sandbox import (
+    ENV,
+    create_sandbox,
+    describe_change,
+    digest_tree,
+    remove_sandbox,
+)
 
 CONFIGS = REPO_ROOT / "configs"
 ALL_CONFIGS = sorted([*CONFIGS.glob("*.yaml"), *CONFIGS.glob("real/*.yaml")])
@@ -154,11 +161,24 @@ def test_a_sandbox_is_removed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ZENML_CONFIG_PATH", "ZENML_REPOSITORY_PATH", "ZENML_CUSTOM_SOURCE_ROOT"):
         monkeypatch.setenv(name, "")  # create_sandbox sets them; monkeypatch puts them back
     monkeypatch.setenv("PRIME_CACHE_DIR", "")
+    monkeypatch.setenv(ENV, "")  # not a subprocess of this session: a sandbox of its own
     sandbox = create_sandbox(REPO_ROOT)
     (sandbox.config / "store.db").write_bytes(b"x" * 1024)
     assert sandbox.root.name.startswith("prime-tests-zenml-")
     remove_sandbox(sandbox)
     assert not sandbox.root.exists()
+
+
+def test_a_subprocess_shares_the_session_sandbox_and_leaves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Subprocesses (some SIGKILLed) import this conftest too: they must not make their own."""
+    assert os.environ[ENV] == str(SANDBOX.root)
+    monkeypatch.setenv("ZENML_CONFIG_PATH", "")
+    child = create_sandbox(REPO_ROOT)
+    assert child.root == SANDBOX.root and not child.owned
+    remove_sandbox(child)
+    assert SANDBOX.root.is_dir()
 
 
 def test_a_changed_zen_directory_is_reported(tmp_path: Path) -> None:
