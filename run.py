@@ -24,10 +24,12 @@ from prime_model.config import describe_validation_error, strict_values
 from prime_model.errors import ConfigError, PrimeError
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable
+from prime_model.logs import quiet_loggers
 from prime_model.monitor.retraining import RetrainingDecision
 from prime_model.parsing import parse_yaml, read_text_file
 
 logger = logging.getLogger("run")
+ZENML_BANNER = "zenml.pipelines.pipeline_definition"
 
 PIPELINES = {
     "training": training_pipeline,
@@ -116,7 +118,10 @@ def main() -> int:
     config = args.config or f"configs/{args.pipeline}.yaml"
     try:
         check_config(config, args.pipeline)
-        run = PIPELINES[args.pipeline].with_options(config_path=config)()
+        # ZenML's start-up banner (user, stack, each component, dashboard hint: ~10 lines) says
+        # nothing the summary does not; step progress and warnings still show
+        with quiet_loggers(ZENML_BANNER):
+            run = PIPELINES[args.pipeline].with_options(config_path=config)()
     except PrimeError as exc:
         # a user error: the message on stderr, no traceback (zenml's log handler writes to stdout)
         sys.stderr.write(f"error: {exc}\n")
