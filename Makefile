@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit clean dashboard
+.PHONY: run test lint typecheck unit clean dashboard serve
 
 # ZenML: no analytics calls, no browser; the local stack is created on first use.
 export ZENML_ANALYTICS_OPT_IN ?= false
@@ -16,6 +16,10 @@ DASHBOARD_PORT ?= 8237
 
 run: $(VENV)/.installed .zen
 	$(BIN)/python run.py --config configs/training.yaml
+
+# The production version answers POST /retrieve on http://127.0.0.1:8080 (README, "Serving").
+serve: $(VENV)/.installed .zen
+	$(BIN)/python serve.py
 
 .zen: | $(BIN)/python
 	$(BIN)/zenml init

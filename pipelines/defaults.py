@@ -18,6 +18,8 @@ from prime_model.evaluate.promotion import GateConfig
 from prime_model.monitor.drift import DriftConfig
 from prime_model.monitor.retraining import RetrainingConfig
 from prime_model.presets import predictor_config, training_config
+from prime_model.retrieve.corpus import CorpusSource
+from prime_model.retrieve.index import IndexConfig
 from prime_model.serve.serving_models import ExportConfig
 
 # configs/training.yaml (all configs are frozen pydantic models: safe as shared defaults)
@@ -33,6 +35,8 @@ EXPORT: Final = ExportConfig(opset=20, int8=True)
 BENCHMARK: Final = BenchmarkConfig(
     backends=("eager", "onnx", "onnx-int8"), batch_sizes=(1, 32), presets=(), budget_s=2
 )
+CORPUS: Final = CorpusSource(path=None)
+INDEX: Final = IndexConfig(kind="hnsw", m=32, ef_construction=200, ef_search=128, threads=1)
 
 # configs/retraining.yaml: new turns from another seed, the rest as above
 NEW_DATA: Final = DataSource(kind="sample", sample=SampleConfig(num_conversations=500, seed=1))

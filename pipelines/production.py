@@ -9,7 +9,11 @@ from zenml.enums import ModelStages
 from zenml.models import ArtifactVersionResponse, ModelVersionResponse, PipelineRunResponse
 
 from pipelines.training import MODEL_NAME
+from prime_model.checkpoint import PredictorCheckpoint
+from prime_model.encode.encoders import EncoderConfig
 from prime_model.errors import PrimeError
+from prime_model.retrieve.index import RetrievalIndex
+from prime_model.serve.onnx_file import VerifiedOnnx
 
 
 class NoProductionModelError(PrimeError):
@@ -58,3 +62,35 @@ class TrainingData:
     turns: ArtifactVersionResponse  # every turn the model learned from, before the split
     train_turns: ArtifactVersionResponse
     encoded_train: ArtifactVersionResponse
+
+
+@dataclass(frozen=True)
+class ServingArtifacts:
+    checkpoint: PredictorCheckpoint
+    onnx_fp32: VerifiedOnnx | None
+    onnx_int8: VerifiedOnnx | None
+    index: RetrievalIndex
+    encoder: EncoderConfig  # the one the index (and the training targets) were encoded with
+
+
+def serving_artifacts(version: ModelVersionResponse) -> ServingArtifacts:
+    """What a version serves with, read off the run that trained it."""
+    run = _producer_run(version)
+    indexing = run.steps.get("index_corpus")
+    if indexing is None:
+        raise NoProductionModelError(
+            f"model version {version.name!r} was trained before the index_corpus step existed, "
+            "so it has no retrieval_index; retrain it (`make run`) to serve it"
+        )
+    export = run.steps.get("export_onnx")
+    onnx_fp32 = onnx_int8 = None
+    if export is not None:
+        onnx_fp32 = export.outputs["onnx_model"][0].load()
+        onnx_int8 = export.outputs["onnx_int8_model"][0].load()
+    return ServingArtifacts(
+        checkpoint=version.get_artifact("predictor_checkpoint").load(),  # type: ignore[union-attr]
+        onnx_fp32=onnx_fp32,
+        onnx_int8=onnx_int8,
+        index=indexing.outputs["retrieval_index"][0].load(),
+        encoder=EncoderConfig.model_validate(indexing.config.parameters["encoder"]),
+    )

@@ -12,7 +12,7 @@ from zenml import pipeline
 
 from pipelines import defaults
 from pipelines.production import production_version, training_data
-from pipelines.training import MODEL, Splits, train_evaluate_register
+from pipelines.training import MODEL, Indexing, Splits, train_evaluate_register
 from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.source import DataSource
@@ -21,6 +21,8 @@ from prime_model.encode.encoders import EncoderConfig
 from prime_model.evaluate.promotion import GateConfig
 from prime_model.monitor.drift import DriftConfig
 from prime_model.monitor.retraining import RetrainingConfig, RetrainingDecision
+from prime_model.retrieve.corpus import CorpusSource
+from prime_model.retrieve.index import IndexConfig
 from prime_model.serve.serving_models import ExportConfig
 from steps import (
     combine_turns,
@@ -50,6 +52,8 @@ def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by n
     split_seed: int = 0,
     benchmark: BenchmarkConfig | None = defaults.RETRAINING_BENCHMARK,
     export: ExportConfig | None = defaults.EXPORT,
+    corpus: CorpusSource = defaults.CORPUS,
+    index: IndexConfig = defaults.INDEX,
 ) -> None:
     """Compare new turns with what production was trained on; retrain on both when due.
     The defaults are configs/retraining.yaml's (pipelines/defaults.py)."""
@@ -79,4 +83,5 @@ def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by n
         Splits(val_fraction, test_fraction, split_seed),
         benchmark or BenchmarkConfig(),
         export or ExportConfig(),
+        Indexing(corpus, index),
     )

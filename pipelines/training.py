@@ -13,12 +13,15 @@ from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.evaluate.promotion import GateConfig
+from prime_model.retrieve.corpus import CorpusSource
+from prime_model.retrieve.index import IndexConfig
 from prime_model.serve.serving_models import ExportConfig
 from steps import (
     benchmark_latency,
     encode_turns,
     evaluate_predictor,
     export_onnx,
+    index_corpus,
     load_turns,
     model_card,
     register_model,
@@ -48,6 +51,8 @@ def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by nam
     split_seed: int = 0,
     benchmark: BenchmarkConfig | None = defaults.BENCHMARK,
     export: ExportConfig | None = defaults.EXPORT,
+    corpus: CorpusSource = defaults.CORPUS,
+    index: IndexConfig = defaults.INDEX,
 ) -> None:
     """Every knob is a typed parameter, set from the YAML config; the defaults are
     configs/training.yaml's (pipelines/defaults.py)."""
@@ -63,7 +68,13 @@ def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by nam
         Splits(val_fraction, test_fraction, split_seed),
         benchmark or BenchmarkConfig(),
         export or ExportConfig(),
+        Indexing(corpus, index),
     )
+
+
+class Indexing(NamedTuple):
+    corpus: CorpusSource
+    config: IndexConfig
 
 
 class Splits(NamedTuple):
@@ -81,6 +92,7 @@ def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, p
     splits: Splits,
     benchmark: BenchmarkConfig,
     export: ExportConfig,
+    indexing: Indexing,
 ) -> None:
     """The steps after validation, shared by the training and retraining pipelines.
 
@@ -94,5 +106,6 @@ def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, p
     evaluation, _ = evaluate_predictor(checkpoint, encoded_test, test, encoder)
     _, _, quantization = export_onnx(checkpoint, encoded_test, export)
     latency, _ = benchmark_latency(checkpoint, encoded_test, benchmark)
+    index_corpus(validated, encoder, *indexing)
     promotion = register_model(evaluation, gate, latency, quantization)
     model_card(evaluation, promotion)

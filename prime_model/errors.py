@@ -28,3 +28,11 @@ class DataValidationError(PrimeError, ValueError):
 
 class ExportError(PrimeError):
     """An ONNX export failed its checks, or an ONNX file is unreadable, tampered with or foreign."""
+
+
+class RetrievalError(PrimeError):
+    """A retrieval index is missing, unreadable, tampered with or does not fit the query."""
+
+
+class RequestError(PrimeError, ValueError):
+    """An online request is malformed: missing fields, wrong types, too many turns, too big."""

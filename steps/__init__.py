@@ -14,6 +14,7 @@ from steps.monitor.discard_empty_version import discard_empty_version
 from steps.monitor.encode_new_turns import encode_new_turns
 from steps.serve.benchmark_latency import benchmark_latency
 from steps.serve.export_onnx import export_onnx
+from steps.serve.index_corpus import index_corpus
 from steps.serve.predict_embeddings import predict_embeddings
 from steps.train.train_predictor import train_predictor
 
@@ -27,6 +28,7 @@ __all__ = [
     "encode_turns",
     "evaluate_predictor",
     "export_onnx",
+    "index_corpus",
     "load_turns",
     "model_card",
     "predict_embeddings",

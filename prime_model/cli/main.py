@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from prime_model.cli.inference import add_inference_commands, write_text
 from prime_model.cli.predict import add_predict_command
+from prime_model.cli.serve import add_serve_commands
 from prime_model.errors import ConfigError, PrimeError
 from prime_model.parsing import check_output_dir, check_output_file
 from prime_model.presets import (
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     add_inference_commands(commands, _add_common_options)
     add_predict_command(commands, _add_common_options)
+    add_serve_commands(commands, _add_common_options)
     return parser
 
 

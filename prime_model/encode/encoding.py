@@ -257,13 +257,13 @@ def _assemble(frame: pd.DataFrame, table: TextTable, name: str) -> EncodedTurns:
         corpus=table.gather(corpus_texts),
         conversation_ids=[str(c) for c in frame["conversation_id"]],
         turns=torch.tensor(frame["turn"].to_numpy(), dtype=torch.long),
-        corpus_ids=[_corpus_id(first_id[t], t) for t in corpus_texts],
+        corpus_ids=[corpus_id(first_id[t], t) for t in corpus_texts],
         encoder_name=table.encoder_name,
         dim=table.dim,
     )
 
 
-def _corpus_id(target_id: object, text: str) -> str:
+def corpus_id(target_id: object, text: str) -> str:
     """The given target_id, else a stable id from the text (so ids exist for every target)."""
     if isinstance(target_id, str) and target_id:
         return target_id

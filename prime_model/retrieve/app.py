@@ -1,0 +1,112 @@
+"""``prime serve``: the retriever as a small ASGI app (FastAPI), one process, no per-request
+bookkeeping.
+
+``POST /retrieve`` takes ``{"history": [...], "query": "...", "top_k": 10}``; ``GET /health`` and
+``GET /info`` say whether and what it serves. Errors are JSON ``{"error": type, "message": ...}``:
+400 for a body that is not a JSON object, 413 for one over the size limit, 422 for bad fields,
+500 (still typed, no traceback) only for a failure after the request was accepted. The work runs
+on a small thread pool sized to the cores, so concurrent requests overlap without oversubscribing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Final
+
+import anyio
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from prime_model.errors import PrimeError, RequestError
+from prime_model.retrieve.request import (
+    MAX_BODY_BYTES,
+    MalformedRequestError,
+    RequestTooLargeError,
+    parse_request,
+)
+from prime_model.retrieve.service import Retriever
+
+logger = logging.getLogger(__name__)
+
+RETRIEVE_PATH: Final = "/retrieve"
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def error_status(error: PrimeError) -> int:
+    """The HTTP status for one of our errors: the client's fault is 4xx, ours 500."""
+    if isinstance(error, RequestTooLargeError):
+        return 413
+    if isinstance(error, MalformedRequestError):
+        return 400
+    if isinstance(error, RequestError):
+        return 422
+    return 500
+
+
+def error_body(error: PrimeError) -> dict[str, str]:
+    return {"error": type(error).__name__, "message": str(error)}
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused as soon as it passes ``limit`` bytes (announced or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"request body is {declared} bytes; expected at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(
+                f"request body is over {limit} bytes; expected at most {limit}"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def answer_request(
+    request: Request, retriever: Retriever, limiter: anyio.CapacityLimiter
+) -> JSONResponse:
+    """One ``POST /retrieve``: parse, answer on the thread pool, map our errors to statuses.
+
+    Shared by ``prime serve`` and the ZenML deployment's ``/retrieve`` endpoint."""
+    try:
+        parsed = parse_request(await read_body(request))
+        answer = await anyio.to_thread.run_sync(retriever.answer, parsed, limiter=limiter)
+    except PrimeError as exc:
+        status = error_status(exc)
+        if status >= 500:
+            logger.error("request failed after validation: %s", exc)
+        return JSONResponse(error_body(exc), status_code=status)
+    return JSONResponse(answer.to_json())
+
+
+def create_app(retriever: Retriever, *, workers: int | None = None) -> FastAPI:
+    """The app around one loaded :class:`Retriever`."""
+    app = FastAPI(title="PRIME retrieval", summary="conversation -> retrieved content")
+    limiter = anyio.CapacityLimiter(workers or default_workers())
+
+    @app.post(RETRIEVE_PATH)
+    async def retrieve(request: Request) -> JSONResponse:
+        return await answer_request(request, retriever, limiter)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        return retriever.info()
+
+    return app
+
+
+def serve(retriever: Retriever, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Warm up, then serve until interrupted (uvicorn: one process, access log off)."""
+    retriever.warmup()
+    logger.info("serving %s on http://%s:%d%s", retriever.info(), host, port, RETRIEVE_PATH)
+    uvicorn.run(create_app(retriever), host=host, port=port, access_log=False, log_level="warning")

@@ -1,0 +1,113 @@
+"""The online path: a conversation in, the corpus items its predicted embedding lands next to out.
+
+Loaded once (predictor, Y-Encoder, index), then each request costs one encoder call for its
+unseen texts, one predictor call and one index search. Everything a request can get wrong is a
+:class:`~prime_model.errors.RequestError`; a mismatch between the parts fails at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, YEncoder
+from prime_model.errors import RequestError, RetrievalError
+from prime_model.retrieve.index import Hit, SearchIndex
+from prime_model.retrieve.request import RetrievalRequest
+from prime_model.serve.inference import InferencePredictor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrievalAnswer:
+    hits: list[Hit]
+    model_version: str
+    backend: str
+    took_ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hits": [asdict(hit) for hit in self.hits],
+            "model_version": self.model_version,
+            "backend": self.backend,
+            "took_ms": round(self.took_ms, 3),
+        }
+
+
+class Retriever:
+    """Predictor + Y-Encoder + index, checked to fit together when built."""
+
+    def __init__(
+        self,
+        predictor: InferencePredictor,
+        encoder: YEncoder,
+        index: SearchIndex,
+        *,
+        model_version: str,
+    ) -> None:
+        config = predictor.config
+        problems = []
+        if encoder.dim != config.input_dim:
+            problems.append(
+                f"the Y-Encoder gives {encoder.dim}-d vectors, the predictor reads "
+                f"{config.input_dim}-d"
+            )
+        if index.dim != config.output_dim:
+            problems.append(
+                f"the index holds {index.dim}-d vectors, the predictor outputs "
+                f"{config.output_dim}-d"
+            )
+        if index.encoder_name != encoder.name:
+            problems.append(
+                f"the index was encoded with {index.encoder_name!r}, requests would "
+                f"be encoded with {encoder.name!r}"
+            )
+        if problems:
+            raise RetrievalError("cannot serve: " + "; ".join(problems))
+        self.predictor, self.encoder, self.index = predictor, encoder, index
+        self.model_version = model_version
+        self.max_turns = config.max_context_length
+
+    def check(self, request: RetrievalRequest) -> None:
+        """What only this model can refuse: more turns than it reads."""
+        if len(request.history) > self.max_turns:
+            raise RequestError(
+                f"history has {len(request.history)} turns; this model reads at most "
+                f"{self.max_turns}: send the {self.max_turns} most recent"
+            )
+
+    def answer(self, request: RetrievalRequest) -> RetrievalAnswer:
+        start = time.perf_counter()
+        self.check(request)
+        vectors = self.encoder.encode([*request.history, request.query])
+        dim = vectors.shape[1]
+        context = vectors[:-1].reshape(1, len(request.history), dim)
+        mask = np.ones((1, len(request.history)), dtype=np.bool_)
+        predicted = self.predictor.predict(context, vectors[-1:], mask)
+        hits = self.index.search(predicted, request.top_k)[0]
+        took_ms = (time.perf_counter() - start) * 1000
+        return RetrievalAnswer(hits, self.model_version, self.predictor.backend, took_ms)
+
+    def warmup(self) -> None:
+        """One request through every part, so the first real one pays no lazy set-up."""
+        self.predictor.warmup()
+        self.answer(RetrievalRequest(history=["warm up"], query="warm up", top_k=1))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "backend": self.predictor.backend,
+            "encoder": self.encoder.name,
+            "index": {"kind": self.index.kind, "items": len(self.index)},
+            "max_turns": self.max_turns,
+        }
+
+
+def serving_encoder(config: EncoderConfig) -> YEncoder:
+    """The Y-Encoder for requests: sentence-transformers behind an in-memory cache per text."""
+    return SentenceTransformerEncoder(config)

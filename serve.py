@@ -1,0 +1,36 @@
+"""``make serve``: the production model version answers ``POST /retrieve`` on this machine.
+
+The same app as ``prime serve``, loaded from the ZenML store (the production version's backend,
+Y-Encoder config and retrieval_index) instead of files. No pipeline run per request: for tracked
+runs per request deploy ``serving_pipeline`` with ZenML instead (README, "Serving").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipelines.serving import load_production_retriever
+from prime_model.cli.serve import DEFAULT_PORT
+from prime_model.errors import PrimeError
+from prime_model.retrieve.app import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        retriever = load_production_retriever()
+    except PrimeError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    serve(retriever, args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
