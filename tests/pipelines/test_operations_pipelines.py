@@ -11,7 +11,7 @@ import yaml
 from zenml.client import Client
 from zenml.enums import ExecutionStatus, ModelStages
 
-from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
+from pipelines import inference_pipeline, retraining_pipeline
 from pipelines.production import NoProductionModelError, production_version
 from pipelines.training import MODEL_NAME
 from prime_model.serve.batch_prediction import load_embeddings
@@ -26,16 +26,6 @@ def _config(tmp_path: Path, name: str, parameters: dict[str, Any]) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"parameters": parameters}))
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A smoke-trained version forced into production (a smoke model may not beat the gate)."""
-    run = training_pipeline.with_options(config_path=str(REPO_ROOT / "configs" / "smoke.yaml"))()
-    assert run is not None and run.model_version is not None
-    version = Client().get_model_version(MODEL_NAME, run.model_version.id)
-    version.set_stage(ModelStages.PRODUCTION, force=True)
-    return str(version.id)
 
 
 def test_no_production_version_is_a_clear_error() -> None:
