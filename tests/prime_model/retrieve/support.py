@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from prime_model.config import PredictorConfig
+from prime_model.encode.encoders import YEncoder
 from prime_model.model import EmbeddingPredictor
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.retrieve.service import Retriever
@@ -43,12 +44,12 @@ def tiny_index(
     )
 
 
-def tiny_retriever(encoder: CountingEncoder | None = None) -> Retriever:
+def tiny_retriever(encoder: YEncoder | None = None) -> Retriever:
     torch.manual_seed(0)
     model = EmbeddingPredictor(TINY).eval()
     return Retriever(
         EagerPredictor(model),
-        encoder or CountingEncoder(dim=TINY.input_dim),
+        encoder if encoder is not None else CountingEncoder(dim=TINY.input_dim),
         tiny_index(),
         model_version="tiny:1",
     )

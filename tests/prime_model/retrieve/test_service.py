@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.memory_cache import LruEncoder
+from prime_model.encode.onnx_encoder import OnnxEncoderError
 from prime_model.errors import RequestError, RetrievalError
 from prime_model.model import EmbeddingPredictor
+from prime_model.retrieve import service
 from prime_model.retrieve.request import RetrievalRequest
 from prime_model.retrieve.service import Retriever
 from prime_model.serve.inference import EagerPredictor
@@ -69,3 +73,26 @@ def test_warmup_and_info() -> None:
         "index": {"kind": "exact", "items": 50},
         "max_turns": 6,
     }
+
+
+def test_repeated_texts_come_from_the_cache_and_info_counts_them() -> None:
+    inner = CountingEncoder(dim=TINY.input_dim)
+    retriever = tiny_retriever(LruEncoder(inner))
+    request = RetrievalRequest(history=["earlier turn"], query="now?")
+    first, second = retriever.answer(request), retriever.answer(request)
+    assert first.hits == second.hits
+    assert inner.calls == [["earlier turn", "now?"]]  # the second request encoded nothing
+    assert retriever.info()["encoder_cache"] == {"hits": 2, "misses": 2}
+
+
+def test_serving_encoder_falls_back_to_torch_when_onnx_export_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OnnxEncoderError("cannot export this model")
+
+    monkeypatch.setattr(service, "OnnxTextEncoder", refuse)
+    encoder = service.serving_encoder(EncoderConfig())
+    assert isinstance(encoder.inner, SentenceTransformerEncoder)
+    assert "serving the Y-Encoder with torch: cannot export this model" in caplog.text
+    assert encoder.encode(["hello"]).shape == (1, 384)
