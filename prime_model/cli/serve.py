@@ -53,7 +53,12 @@ def add_serve_commands(
         ),
     )
     serve.add_argument("--model", type=Path, required=True, metavar="MODEL.onnx")
-    serve.add_argument("--index", type=Path, required=True, metavar="INDEX_DIR")
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--index", type=Path, metavar="INDEX_DIR", help="from `prime index`")
+    where.add_argument(
+        "--pgvector", metavar="DSN", help="a PostgreSQL + pgvector table instead (see --table)"
+    )
+    serve.add_argument("--table", default="prime_corpus", help="with --pgvector: the table")
     serve.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT)
@@ -90,11 +95,18 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--model {args.model}: expected an exported .onnx file")
     predictor = OnnxPredictor.from_file(args.model)
     label = args.model_version or f"weights:{predictor.metadata.weights_sha256[:12]}"
-    retriever = Retriever(
-        predictor,
-        serving_encoder(EncoderConfig(model=args.encoder)),
-        RetrievalIndex.load(args.index),
-        model_version=label,
-    )
+    encoder = serving_encoder(EncoderConfig(model=args.encoder))
+    if args.pgvector:
+        from prime_model.retrieve.pgvector import PgVectorIndex  # noqa: PLC0415
+
+        with PgVectorIndex.connect(
+            args.pgvector,
+            args.table,
+            dim=predictor.config.output_dim,
+            encoder_name=encoder.name,
+        ) as index:
+            serve(Retriever(predictor, encoder, index, model_version=label), args.host, args.port)
+        return 0
+    retriever = Retriever(predictor, encoder, RetrievalIndex.load(args.index), model_version=label)
     serve(retriever, args.host, args.port)
     return 0

@@ -177,7 +177,7 @@ class RetrievalIndex:
 
     def search(self, queries: npt.ArrayLike, k: int = 10) -> list[list[Hit]]:
         """The ``k`` best items per query row, best first (fewer if the corpus is smaller)."""
-        matrix = _query_matrix(queries, self.dim)
+        matrix = query_matrix(queries, self.dim)
         if not 1 <= k <= len(self):
             k = max(1, min(k, len(self)))
         scores, rows = self._backend.search(matrix, k)
@@ -272,7 +272,7 @@ def _check_items(ids: Sequence[str], texts: Sequence[str], vectors: npt.ArrayLik
     return matrix
 
 
-def _query_matrix(queries: npt.ArrayLike, dim: int) -> Floats:
+def query_matrix(queries: npt.ArrayLike, dim: int) -> Floats:
     try:
         matrix = np.ascontiguousarray(queries, dtype=np.float32)
     except (TypeError, ValueError):

@@ -1,0 +1,89 @@
+"""``prime index`` and ``prime serve``: a corpus file to an index, an export + index to a server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from prime_model import EmbeddingPredictor, PredictorConfig
+from prime_model.cli.main import main
+from prime_model.retrieve import app
+from prime_model.retrieve.index import RetrievalIndex
+from prime_model.retrieve.request import RetrievalRequest
+from prime_model.retrieve.service import Retriever
+from prime_model.serve.export import export_verified
+from tests.prime_model.cli.test_inference import SMALL
+
+Capture = pytest.CaptureFixture[str]
+CORPUS = [
+    {"id": "born", "text": "Ilsa Revorn was born in Temel."},
+    {"id": "founded", "text": "Vulith Works was founded by Ilsa Revorn."},
+    {"id": "ceo", "text": "The CEO of Vulith Works is Teodor Bida."},
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("serve")
+    corpus = root / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps(item) for item in CORPUS))
+    assert main(["index", "--quiet", "--corpus", str(corpus), "--out", str(root / "index")]) == 0
+    torch.manual_seed(0)
+    model = export_verified(EmbeddingPredictor(PredictorConfig(**SMALL)).eval())
+    (root / "model.onnx").write_bytes(model.data)
+    return root / "model.onnx", root / "index"
+
+
+def test_index_writes_a_loadable_index_of_the_corpus(files: tuple[Path, Path]) -> None:
+    index = RetrievalIndex.load(files[1])
+    assert index.ids == ["born", "founded", "ceo"] and index.encoder_name == "all-MiniLM-L6-v2"
+
+
+def test_serve_builds_the_retriever_from_the_files(
+    files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[tuple[Retriever, str, int]] = []
+    monkeypatch.setattr(app, "serve", lambda r, host, port: served.append((r, host, port)))
+    model, index = files
+    argv = ["serve", "--quiet", "--model", str(model), "--index", str(index), "--port", "9123"]
+    assert main(argv) == 0
+    retriever, host, port = served[0]
+    assert (host, port, retriever.predictor.backend) == ("127.0.0.1", 9123, "onnx")
+    assert retriever.model_version.startswith("weights:")
+    answer = retriever.answer(
+        RetrievalRequest(history=["Who founded Vulith Works?"], query="Where?")
+    )
+    assert {hit.id for hit in answer.hits} == {"born", "founded", "ceo"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "model.txt", "--index", "."], "expected an exported .onnx file"),
+        (["--model", "absent.onnx", "--index", "."], "absent.onnx"),
+    ],
+)
+def test_serve_errors_exit_2(
+    argv: list[str], message: str, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--quiet", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_serve_needs_exactly_one_index_and_a_real_port(capsys: Capture) -> None:
+    assert main(["serve", "--model", "m.onnx"]) == 2
+    assert "one of the arguments --index --pgvector is required" in capsys.readouterr().err
+    assert main(["serve", "--model", "m.onnx", "--index", ".", "--port", "70000"]) == 2
+    assert "expected a TCP port in 1..65535" in capsys.readouterr().err
+
+
+def test_index_errors_exit_2(tmp_path: Path, capsys: Capture) -> None:
+    bad = tmp_path / "corpus.jsonl"
+    bad.write_text('{"id": "a"}\n')
+    assert main(["index", "--quiet", "--corpus", str(bad), "--out", str(tmp_path / "i")]) == 2
+    assert "missing field(s) ['text']" in capsys.readouterr().err
+    assert not (tmp_path / "i").exists()
