@@ -370,11 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default="/retrieve", help="with --url: /retrieve or /invoke")
     parser.add_argument("--max-turns", type=int, default=10, help="with --url: the model's turns")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     clients = [int(c) for c in args.clients.split(",")]
-    header = [f"# Load test ({args.seconds:.0f} s per row, loopback)", "", _machine()]
+    header = [f"# Load test ({args.seconds:.0f} s per row, loopback)", "", f"- {_machine()}"]
     with tempfile.TemporaryDirectory(prefix="prime-load-") as tmp:
-        if args.url:
+        served = None if args.url else _production_files(Path(tmp))  # imports ZenML
+        # after ZenML's import, which adds its own root handler (each line would show twice)
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True
+        )
+        if served is None:
             bodies = request_bodies(args.max_turns)
             if args.path == "/invoke":
                 bodies = invoke_bodies(bodies)
@@ -386,15 +390,15 @@ def main(argv: list[str] | None = None) -> int:
             ]  # fmt: skip
             recalls: dict[int, float] = {}
         else:
-            model, index, max_turns = _production_files(Path(tmp))
+            model, index, max_turns = served
             bodies = request_bodies(max_turns)
-            header.append(f"{len(bodies)} distinct requests from unseen sample conversations")
+            header.append(f"- {len(bodies)} distinct requests from unseen sample conversations")
             sizes = [int(s) for s in args.items.split(",")]
             results, recalls = serve_and_load(
                 model, index, sizes=sizes, clients=clients, seconds=args.seconds,
                 bodies=bodies, workdir=Path(tmp), port=args.port,
             )  # fmt: skip
-    header += [f"index recall@10 vs exact at {n} items: {r:.4f}" for n, r in recalls.items()]
+    header += [f"- index recall@10 vs exact at {n} items: {r:.4f}" for n, r in recalls.items()]
     report = markdown(results, header)
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "load_test.md", report)

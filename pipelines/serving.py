@@ -28,6 +28,7 @@ from pipelines.production import production_version, serving_artifacts
 from prime_model.errors import PrimeError
 from prime_model.retrieve.app import (
     RETRIEVE_PATH,
+    SERVING_THREADS,
     answer_request,
     default_workers,
     error_body,
@@ -47,7 +48,11 @@ def load_production_retriever() -> Retriever:
     version = production_version()
     artifacts = serving_artifacts(version)
     predictor = serving_predictor(
-        artifacts.checkpoint, "auto", onnx_fp32=artifacts.onnx_fp32, onnx_int8=artifacts.onnx_int8
+        artifacts.checkpoint,
+        "auto",
+        onnx_fp32=artifacts.onnx_fp32,
+        onnx_int8=artifacts.onnx_int8,
+        threads=SERVING_THREADS,
     )
     retriever = Retriever(
         predictor,

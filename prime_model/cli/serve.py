@@ -86,14 +86,14 @@ def _index(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
-    from prime_model.retrieve.app import serve  # noqa: PLC0415
+    from prime_model.retrieve.app import SERVING_THREADS, serve  # noqa: PLC0415
     from prime_model.retrieve.index import RetrievalIndex  # noqa: PLC0415
     from prime_model.retrieve.service import Retriever, serving_encoder  # noqa: PLC0415
     from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415
 
     if args.model.suffix != ".onnx":
         raise ConfigError(f"--model {args.model}: expected an exported .onnx file")
-    predictor = OnnxPredictor.from_file(args.model)
+    predictor = OnnxPredictor.from_file(args.model, threads=SERVING_THREADS)
     label = args.model_version or f"weights:{predictor.metadata.weights_sha256[:12]}"
     encoder = serving_encoder(EncoderConfig(model=args.encoder))
     if args.pgvector:

@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 RETRIEVE_PATH: Final = "/retrieve"
 
 
+SERVING_THREADS: Final = 1
+"""ONNX Runtime threads per request: requests run side by side on the pool (one per core), so
+intra-op threads would only oversubscribe the cores and spin."""
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 

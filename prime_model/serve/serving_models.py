@@ -114,6 +114,7 @@ def serving_predictor(
     onnx_fp32: VerifiedOnnx | None = None,
     onnx_int8: VerifiedOnnx | None = None,
     device: str | None = None,
+    threads: int | None = None,
 ) -> InferencePredictor:
     """The predictor for ``backend``, preferring the stored exports over exporting anew.
 
@@ -134,5 +135,5 @@ def serving_predictor(
     chosen = stored.get(backend)
     if chosen is not None:
         logger.info("inference backend: stored %s model (%s)", backend, chosen.sha256[:12])
-        return OnnxPredictor(chosen, device=target)
-    return create_predictor(checkpoint, backend, target)
+        return OnnxPredictor(chosen, device=target, threads=threads)
+    return create_predictor(checkpoint, backend, target, threads=threads)
