@@ -37,18 +37,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+TINY_CONFIG = PredictorConfig(
+    input_dim=16,
+    output_dim=12,
+    hidden_dim=32,
+    num_layers=2,
+    num_heads=4,
+    max_context_length=6,
+    dropout=0.0,
+    max_batch_size=8,
+)
+
+
 @pytest.fixture
 def tiny_config() -> PredictorConfig:
-    return PredictorConfig(
-        input_dim=16,
-        output_dim=12,
-        hidden_dim=32,
-        num_layers=2,
-        num_heads=4,
-        max_context_length=6,
-        dropout=0.0,
-        max_batch_size=8,
-    )
+    return TINY_CONFIG
 
 
 @pytest.fixture

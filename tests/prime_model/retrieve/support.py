@@ -6,24 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prime_model.config import PredictorConfig
 from prime_model.encode.encoders import YEncoder
 from prime_model.model import EmbeddingPredictor
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.retrieve.service import Retriever
 from prime_model.serve.inference import EagerPredictor
-from tests.conftest import CountingEncoder
+from tests.conftest import TINY_CONFIG, CountingEncoder
 
-TINY = PredictorConfig(
-    input_dim=16,
-    output_dim=12,
-    hidden_dim=32,
-    num_layers=2,
-    num_heads=4,
-    max_context_length=6,
-    dropout=0.0,
-    max_batch_size=8,
-)
+TINY = TINY_CONFIG
 
 
 def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
