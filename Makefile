@@ -74,3 +74,24 @@ schedule-local:
 		{ if [ -n "$$current" ]; then printf '%s\n' "$$current"; fi; printf '%s\n' "$$line"; } \
 			| crontab - && echo "added to your crontab (crontab -l to see it)"; \
 	fi
+
+# Containers (infra/README.md, "Containers"): the pipeline image and the local Docker stack.
+# `make image` builds prime-predictor:latest from infra/docker/Dockerfile (infra/docker/build.sh
+# picks the base, python:3.11-slim or the Debian-packages one, and where the CPU torch comes from);
+# `make base-image` makes that Debian-packages base alone (no registry here: debootstrap, root);
+# `make docker-stack` registers the prime-docker stack (ZenML's local_docker orchestrator), then
+#   .venv/bin/zenml pipeline run pipelines.training_pipeline -c configs/smoke_docker.yaml -s prime-docker
+# `make test-docker` builds the image and runs that smoke pipeline in containers, in a throwaway
+# store (tests/containers; opt-in, never part of `make test`).
+.PHONY: base-image image docker-stack test-docker
+base-image:
+	infra/docker/build-base.sh
+
+image: $(VENV)/.installed
+	infra/docker/build.sh
+
+docker-stack: $(VENV)/.installed
+	ZENML=$(BIN)/zenml infra/stacks/local_docker.sh
+
+test-docker: $(VENV)/.installed-dev
+	PRIME_DOCKER_TESTS=1 $(BIN)/pytest tests/containers -p no:cacheprovider --no-cov

@@ -59,6 +59,17 @@ def request_bodies(max_turns: int, conversations: int = 300, top_k: int = 10) ->
     ]
 
 
+def fresh_queries(bodies: Sequence[bytes], repeats: int) -> list[bytes]:
+    """``repeats`` copies of the requests, each query made unique (a numbered suffix), so no
+    query is ever in the server's text cache: every request pays one encoder call or more."""
+    out: list[bytes] = []
+    for body in list(bodies) * repeats:
+        request = json.loads(body)
+        request["query"] = f"{request['query']} (#{len(out)})"
+        out.append(json.dumps(request).encode())
+    return out
+
+
 def invoke_bodies(bodies: Sequence[bytes]) -> list[bytes]:
     """The same requests in a ZenML deployment's ``/invoke`` shape."""
     return [json.dumps({"parameters": json.loads(b)}).encode() for b in bodies]
@@ -369,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="a running endpoint (skips starting one)")
     parser.add_argument("--path", default="/retrieve", help="with --url: /retrieve or /invoke")
     parser.add_argument("--max-turns", type=int, default=10, help="with --url: the model's turns")
+    parser.add_argument(
+        "--fresh-queries", action="store_true", help="no query repeats: every one is encoded"
+    )
     args = parser.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
     header = [f"# Load test ({args.seconds:.0f} s per row, loopback)", "", f"- {_machine()}"]
@@ -393,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             model, index, max_turns = served
             bodies = request_bodies(max_turns)
             header.append(f"- {len(bodies)} distinct requests from unseen sample conversations")
+            if args.fresh_queries:  # enough for ~400 req/s for the whole run
+                bodies = fresh_queries(
+                    bodies, repeats=max(1, int(args.seconds * 400 / len(bodies)))
+                )
+                header.append("- fresh queries: every query is new to the server's cache")
             sizes = [int(s) for s in args.items.split(",")]
             results, recalls = serve_and_load(
                 model, index, sizes=sizes, clients=clients, seconds=args.seconds,

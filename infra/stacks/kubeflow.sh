@@ -8,8 +8,12 @@
 # then, from the repository root, either the cluster's kubectl context (single-user KFP):
 #   KUBE_CONTEXT=my-cluster REGISTRY_URI=ghcr.io/acme ARTIFACT_URI=s3://acme-ml/prime \
 #     infra/stacks/kubeflow.sh
-# or a multi-tenant Kubeflow's URL: KUBEFLOW_HOST=https://kubeflow.example.com (plus the two URIs);
-# build the image with the kfp packages (infra/docker/Dockerfile, EXTRA_REQUIREMENTS).
+# or a multi-tenant Kubeflow's URL: KUBEFLOW_HOST=https://kubeflow.example.com (plus the two URIs).
+# The steps run the project's one image: ZenML builds infra/docker/Dockerfile (the image of
+# `make image` and of the local Docker stack) with the build args in configs/training_k8s.yaml,
+# on this machine's Docker daemon, and pushes it to REGISTRY_URI/prime-predictor. The steps import
+# the kfp client: set EXTRA_REQUIREMENTS there to
+#   "kubernetes>=21.7,<26 kfp>=2.6.0 kfp-kubernetes>=1.1.0"
 set -euo pipefail
 
 : "${REGISTRY_URI:?set REGISTRY_URI to a registry the cluster pulls from, e.g. ghcr.io/acme}"

@@ -8,6 +8,12 @@
 #   KUBE_CONTEXT=my-cluster REGISTRY_URI=ghcr.io/acme ARTIFACT_URI=s3://acme-ml/prime \
 #     infra/stacks/kubernetes.sh
 # and run: zenml pipeline run pipelines.training_pipeline -c configs/training_k8s.yaml
+# The step pods run the project's one image: ZenML builds infra/docker/Dockerfile (the image of
+# `make image` and of the local Docker stack, infra/stacks/local_docker.sh) with the build args in
+# configs/training_k8s.yaml (the kubernetes client added), with IMAGE_BUILDER, and pushes it to
+# REGISTRY_URI/prime-predictor. Try the image locally first: `make image test-docker`.
+# No registry to pull python:3.11-slim from (local builder): `make base-image` and set
+# BASE_IMAGE: prime-base:bookworm in those build args.
 set -euo pipefail
 
 : "${KUBE_CONTEXT:?set KUBE_CONTEXT to the kubectl context of the cluster (kubectl config get-contexts)}"

@@ -15,6 +15,7 @@ import uvicorn
 
 from benchmarks.load_test import (
     ClientRun,
+    fresh_queries,
     invoke_bodies,
     markdown,
     pad_index,
@@ -86,3 +87,13 @@ def test_rss_of_this_process() -> None:
     current, peak = rss_mb(os.getpid())
     assert 0 < current <= peak
     assert np.isfinite(current)
+
+
+def test_fresh_queries_never_repeat_a_query() -> None:
+    bodies = request_bodies(max_turns=2, conversations=5)
+    fresh = [json.loads(b) for b in fresh_queries(bodies, repeats=3)]
+    assert len(fresh) == 3 * len(bodies)
+    assert len({f["query"] for f in fresh}) == len(fresh)
+    assert [f["history"] for f in fresh[: len(bodies)]] == [
+        json.loads(b)["history"] for b in bodies
+    ]

@@ -115,7 +115,8 @@ def _instructions() -> list[str]:
 
 def test_dockerfile_installs_the_cpu_torch_then_the_project_as_non_root() -> None:
     lines = _instructions()
-    assert lines[0] == "FROM python:3.11-slim"
+    assert lines[0] == "ARG BASE_IMAGE=python:3.11-slim"  # any Python 3.11 base; a hub's default
+    assert lines[1] == "FROM ${BASE_IMAGE}"
     assert "ARG TORCH=torch==2.13.0" in lines
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in lines
     torch = next(i for i, line in enumerate(lines) if '--index-url "${TORCH_INDEX_URL}"' in line)
