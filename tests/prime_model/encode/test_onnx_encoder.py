@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -141,7 +142,8 @@ def tiny_cls_model(
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(folder)
+    bert: Any = BertModel  # typed in some transformers releases, untyped in others
+    bert(config).save_pretrained(folder)
     minilm._model.tokenizer.save_pretrained(folder)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
