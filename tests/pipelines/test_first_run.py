@@ -121,6 +121,7 @@ def test_a_config_still_overrides_the_defaults(tmp_path: Path) -> None:
 RUN_NAMES = {
     "training.yaml": "training",
     "smoke.yaml": "training-smoke",
+    "smoke_docker.yaml": "training-smoke-docker",
     "training_k8s.yaml": "training-k8s",
     "user_data.yaml": "training-user-data",
     "real/canard.yaml": "training-canard",

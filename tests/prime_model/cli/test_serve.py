@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("serve")
     corpus = root / "corpus.jsonl"
     corpus.write_text("\n".join(json.dumps(item) for item in CORPUS))
-    assert main(["index", "--quiet", "--corpus", str(corpus), "--out", str(root / "index")]) == 0
+    package = logging.getLogger("prime_model")
+    level = package.level  # main() sets it; conftest restores it per test, not per module
+    try:
+        assert (
+            main(["index", "--quiet", "--corpus", str(corpus), "--out", str(root / "index")]) == 0
+        )
+    finally:
+        package.setLevel(level)
     torch.manual_seed(0)
     model = export_verified(EmbeddingPredictor(PredictorConfig(**SMALL)).eval())
     (root / "model.onnx").write_bytes(model.data)
