@@ -428,14 +428,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _machine() -> str:
-    from prime_model.serve.cpu import instruction_set  # noqa: PLC0415
+    import torch  # noqa: PLC0415
 
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"CPU: {model}, {len(os.sched_getaffinity(0))} cores, {instruction_set().label}"
+    from prime_model.bench.machine import describe_machine  # noqa: PLC0415
+
+    machine = describe_machine(torch.device("cpu"))
+    cores = len(os.sched_getaffinity(0))
+    return f"CPU: {machine.processor}, {cores} cores, {machine.instruction_set}"
 
 
 if __name__ == "__main__":

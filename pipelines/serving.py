@@ -33,8 +33,9 @@ from prime_model.retrieve.app import (
     default_workers,
     error_body,
     error_status,
+    read_body,
 )
-from prime_model.retrieve.request import MAX_BODY_BYTES, parse_invoke_body, parse_request
+from prime_model.retrieve.request import parse_invoke_body, parse_request
 from prime_model.retrieve.service import Retriever, serving_encoder
 from prime_model.serve.serving_models import serving_predictor
 
@@ -90,15 +91,8 @@ class InvokeValidation:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/invoke":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False) and size <= MAX_BODY_BYTES
-        body = b"".join(chunks)
         try:
+            body = await read_body(Request(scope, receive))
             _retriever().check(parse_invoke_body(body))
         except PrimeError as exc:
             response = JSONResponse(error_body(exc), status_code=error_status(exc))

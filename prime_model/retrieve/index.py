@@ -178,8 +178,7 @@ class RetrievalIndex:
     def search(self, queries: npt.ArrayLike, k: int = 10) -> list[list[Hit]]:
         """The ``k`` best items per query row, best first (fewer if the corpus is smaller)."""
         matrix = query_matrix(queries, self.dim)
-        if not 1 <= k <= len(self):
-            k = max(1, min(k, len(self)))
+        k = max(1, min(k, len(self)))
         scores, rows = self._backend.search(matrix, k)
         return [
             [
