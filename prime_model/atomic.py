@@ -5,6 +5,7 @@ A reader either sees the old content or the complete new one, never a half-writt
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import logging
@@ -12,9 +13,15 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from safetensors import SafetensorError
+
+from prime_model.errors import PrimeError
+from prime_model.file_lock import exclusive
+from prime_model.parsing import shown
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +88,8 @@ def _remove_stale_staging(target: Path) -> None:
     """Delete the hidden ``.<name>.*.tmp``/``.old`` siblings a killed writer left behind.
 
     SIGKILL (or a power cut) skips every cleanup handler, so the next write of the same target
-    clears them; without this, each crash would leak a copy of the weights. Writing one target
-    from two processes at once is not supported (the renames below would race anyway).
+    clears them; without this, each crash would leak a copy of the weights. Called under the
+    target's write lock, so whatever matches is a dead writer's, never a concurrent one's.
     """
     # tempfile's names: prefix + 8 characters from [a-z0-9_] + suffix, as made below
     own = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
@@ -96,36 +103,113 @@ def _remove_stale_staging(target: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+class WriteError(PrimeError, OSError):
+    """A write failed (full disk, no permission, a path in the way); the target is unchanged.
+
+    An ``OSError`` too, so callers that turn a failed write into their own error still do.
+    """
+
+
+class ForeignContentError(WriteError):
+    """The output directory holds files PRIME did not write there; they are never replaced."""
+
+
+def _write_error(target: Path, exc: BaseException) -> WriteError:
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        reason = "the disk is full"
+    elif code == errno.EFBIG:
+        reason = "the file is larger than this process may write"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = f"{type(exc).__name__}: {shown(str(exc))}"
+    error = WriteError(
+        f"cannot write {target}: {reason}; expected a writable folder with free space "
+        f"({target} is unchanged)"
+    )
+    error.errno = code
+    return error
+
+
+def check_replaceable(target: Path, names: Collection[str] = ()) -> None:
+    """Refuse to replace ``target`` unless it is missing, an empty directory, or a directory
+    holding only entries named in ``names`` (what a previous write of the same kind left).
+
+    A user's ``--out`` over a folder of their own files, or over a regular file, must not
+    disappear into a rename: PRIME replaces only what it wrote.
+    """
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        kind = "a symlink" if target.is_symlink() else "a file, not a directory"
+        raise ForeignContentError(
+            f"{target} is {kind}; refusing to replace it with an output directory (choose a "
+            "new path, or remove it yourself)"
+        )
+    foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in names)
+    if foreign:
+        raise ForeignContentError(
+            f"{target} already holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} "
+            f"PRIME did not write there ({shown(foreign[:5])}); refusing to replace it: expected "
+            "a new or empty directory, or one this command wrote before"
+        )
+
+
 @contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
+def atomic_directory(target: Path, replaceable: Collection[str] = ()) -> Iterator[Path]:
     """Yield an empty directory beside ``target``; on success it replaces ``target``.
 
     On error the temporary directory is removed and ``target`` is untouched. An existing
     ``target`` is moved aside, replaced, then deleted, so a crash between the two renames
     leaves the old content under a hidden name rather than a mix of old and new files; a
     failed second rename moves the old content back. The result has umask-honouring modes.
+
+    An existing ``target`` is replaced only if every entry in it is one the new content has,
+    or is named in ``replaceable`` (:func:`check_replaceable`); one writer at a time holds the
+    target (:func:`~prime_model.file_lock.exclusive`). Failed writes are :class:`WriteError`.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        yield staging
-        apply_umask(staging)
-        if target.exists():
-            old = staging.with_suffix(".old")
-            target.rename(old)
-            try:
-                staging.rename(target)
-            except BaseException:
-                old.rename(target)
-                raise
-            # the new content is in place: a leftover copy is cleared by the next write
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = exclusive(target)
+        lock.__enter__()
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+    try:
+        _remove_stale_staging(target)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        )
+        try:
+            yield staging
+            check_replaceable(target, {*replaceable, *(p.name for p in staging.iterdir())})
+            apply_umask(staging)
+            _swap_in(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except WriteError:
         raise
+    except (OSError, SafetensorError) as exc:
+        raise _write_error(target, exc) from None
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    if target.exists():
+        old = staging.with_suffix(".old")
+        target.rename(old)
+        try:
+            staging.rename(target)
+        except BaseException:
+            old.rename(target)
+            raise
+        # the new content is in place: a leftover copy is cleared by the next write
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(target)
 
 
 @contextmanager
@@ -133,20 +217,33 @@ def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto it.
 
     The file gets ``0666 & ~umask``, as a plain ``open()`` would give it, not mkstemp's 0600.
+    One writer at a time; failed writes are :class:`WriteError`, ``target`` unchanged.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(target)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    staging = Path(name)
     try:
-        yield staging
-        fsync_file(staging)
-        apply_umask(staging)
-        staging.replace(target)
-    except BaseException:
-        staging.unlink(missing_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = exclusive(target)
+        lock.__enter__()
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+    try:
+        _remove_stale_staging(target)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
+        staging = Path(name)
+        try:
+            yield staging
+            fsync_file(staging)
+            apply_umask(staging)
+            staging.replace(target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+    except WriteError:
         raise
+    except (OSError, SafetensorError) as exc:
+        raise _write_error(target, exc) from None
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

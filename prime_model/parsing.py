@@ -42,6 +42,8 @@ BLANK_PATTERN: Final = rf"^[{INVISIBLE}]*$"
 """A text that is empty, or whitespace and invisible characters only."""
 _BLANK: Final = re.compile(rf"[{INVISIBLE}]*")
 
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _JSON_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _JSON_BRACKET: Final = re.compile(r"[\[\]{}]")
 
@@ -79,6 +81,31 @@ def shown(value: object, limit: int = 200) -> str:
 def is_blank(text: str) -> bool:
     """Whether ``text`` shows nothing: ``str.strip`` keeps U+200B, U+2060, U+FEFF, ..."""
     return _BLANK.fullmatch(text) is not None
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a surrogate code point: valid in JSON (``"\\ud800"``) and in a
+    Python ``str``, but with no UTF-8 form, so a tokenizer, Parquet or a hash of it fails."""
+    return _SURROGATE.search(text) is not None
+
+
+def lone_surrogate_at(value: object) -> str | None:
+    """Where in a parsed JSON value a string (or key) holds a lone surrogate, as ``a.b[2]``;
+    None when nowhere. Iterative: depth is bounded by the parser, not by Python's stack."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if has_lone_surrogate(item):
+                return where or "the value"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if has_lone_surrogate(key):
+                    return f"a key in {where or 'the top-level object'}"
+                stack.append((child, f"{where}.{key}" if where else str(key)))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return None
 
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -142,7 +169,7 @@ def parse_json(
             f"at most {MAX_JSON_DEPTH} levels deep"
         )
     try:
-        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
+        value = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
     except _DuplicateKeyError as exc:
         raise error(
             f"{where}: duplicate key {shown(exc.key)} in a JSON object{on}; expected each key at "
@@ -168,6 +195,14 @@ def parse_json(
             f"{where}: JSON number{on} has more than {_int_digit_limit()} digits; expected "
             f"{expected} with numbers of at most {_int_digit_limit()} digits"
         ) from None
+    if _SURROGATE_ESCAPE.search(text) or has_lone_surrogate(text):
+        found = lone_surrogate_at(value)
+        if found is not None:
+            raise error(
+                f"{where}: {shown(found, 80)}{on} holds a lone surrogate (such as \\ud800), "
+                f"which has no UTF-8 form; expected {expected} of valid Unicode text"
+            )
+    return value
 
 
 def _int_digit_limit() -> int:
@@ -318,6 +353,10 @@ class _TooDeepError(yaml.YAMLError):
     pass
 
 
+class RecursiveYamlError(yaml.YAMLError):
+    """An alias inside the node it names (``a: &x [*x]``): its expansion never ends."""
+
+
 class StrictYamlLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key given twice and nesting past :data:`MAX_YAML_DEPTH`.
 
@@ -365,6 +404,7 @@ def yaml_expanded_size(root: yaml.Node, limit: int = MAX_YAML_NODES) -> int:
     distinct node is sized once (memoised), iteratively, so this costs the graph, not the expansion.
     """
     sizes: dict[int, int] = {}
+    entered: set[int] = set()  # on the current path: meeting one again is a cycle
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -375,6 +415,9 @@ def yaml_expanded_size(root: yaml.Node, limit: int = MAX_YAML_NODES) -> int:
             total = 1 + sum(sizes.get(id(child), 1) for child in children)
             sizes[id(node)] = min(total, limit + 1)
             continue
+        if id(node) in entered:
+            raise RecursiveYamlError
+        entered.add(id(node))
         stack.append((node, True))
         stack.extend((child, False) for child in children if id(child) not in sizes)
     return sizes[id(root)]
@@ -406,6 +449,11 @@ def parse_yaml(text: str, where: str, error: type[PrimeError] = ConfigError) -> 
                 f"(*name) are followed; expected a plain config (alias bomb?)"
             )
         return loader.construct_document(node)
+    except RecursiveYamlError:
+        raise error(
+            f"{where}: YAML alias refers to a value that contains it (such as `&a [*a]`), so it "
+            "expands forever; expected a plain config without recursive aliases"
+        ) from None
     except _TooDeepError:
         raise error(
             f"{where}: YAML nested more than {MAX_YAML_DEPTH} levels deep; expected at most "

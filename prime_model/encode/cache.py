@@ -2,9 +2,11 @@
 
 ``prime evaluate`` and the real-data benchmark encode the same turns again and again; a 2-core
 machine spends minutes on each pass. Shards are safetensors files (never pickles) holding the
-sha256 of each text and its vector, under a folder named after the encoder's identity, so two
-encoders never share vectors. A shard that cannot be read is skipped with a warning and its texts
-are encoded again: a cache may only cost time, never correctness.
+sha256 of each text and its vector, under a folder named after the encoder's identity and its
+fingerprint (a hash of its weights, see :mod:`prime_model.encode.identity`), so two encoders, or
+one model retrained in place at the same path, never share vectors. A shard that cannot be read,
+is not a regular file, or holds vectors that are not finite unit rows is skipped with a warning
+and its texts are encoded again: a cache may only cost time, never correctness.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from safetensors.numpy import load_file, save_file
 
 from prime_model.atomic import atomic_file
 from prime_model.encode.encoders import YEncoder
-from prime_model.errors import DataValidationError
+from prime_model.encode.identity import encoder_fingerprint
+from prime_model.errors import DataValidationError, PrimeError
+from prime_model.parsing import check_regular_file
 
 logger = logging.getLogger(__name__)
 
 CACHE_ENV: Final = "PRIME_CACHE_DIR"
 _KEY_BYTES: Final = 32
+_NORM_TOLERANCE: Final = 1e-3
 
 
 def default_cache_dir() -> Path:
@@ -40,7 +45,8 @@ def default_cache_dir() -> Path:
 
 
 def text_key(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
+    """``surrogatepass``: a lone surrogate must not crash a lookup (encoders refuse it)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 class CachedEncoder:
@@ -48,7 +54,9 @@ class CachedEncoder:
 
     def __init__(self, encoder: YEncoder, directory: Path, identity: str) -> None:
         self.inner = encoder
-        folder = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+        self.fingerprint = encoder_fingerprint(encoder)
+        key = identity if self.fingerprint is None else f"{identity}|weights={self.fingerprint}"
+        folder = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         self.directory = Path(directory) / f"{encoder.name}-{folder}"
         self._vectors: dict[bytes, npt.NDArray[np.float32]] | None = None
 
@@ -97,13 +105,25 @@ class CachedEncoder:
 
     def _read(self, shard: Path) -> dict[bytes, npt.NDArray[np.float32]]:
         try:
+            check_regular_file(shard, "embedding cache shard", DataValidationError)  # a FIFO
             tensors = load_file(shard)
             keys, vectors = tensors["keys"], tensors["vectors"]
-        except (OSError, SafetensorError, KeyError) as exc:
+        except (OSError, SafetensorError, KeyError, PrimeError) as exc:
             logger.warning("embedding cache: skipping unreadable shard %s (%s)", shard, exc)
             return {}
-        if keys.shape != (len(vectors), _KEY_BYTES) or vectors.shape[1:] != (self.dim,):
+        if (
+            keys.ndim != 2
+            or vectors.ndim != 2
+            or keys.shape != (len(vectors), _KEY_BYTES)
+            or vectors.shape[1:] != (self.dim,)
+        ):
             logger.warning("embedding cache: skipping shard %s of the wrong shape", shard)
+            return {}
+        if not _unit_rows(vectors):
+            logger.warning(
+                "embedding cache: skipping shard %s: it holds NaN, infinite or non-unit vectors",
+                shard,
+            )
             return {}
         return {bytes(k): v.astype(np.float32) for k, v in zip(keys, vectors, strict=True)}
 
@@ -114,8 +134,18 @@ class CachedEncoder:
             self.directory.mkdir(parents=True, exist_ok=True)
             with atomic_file(self.directory / f"{digest}.safetensors") as staging:
                 save_file({"keys": key_array.copy(), "vectors": vectors}, str(staging))
-        except OSError as exc:  # a read-only or full disk costs the next run time, nothing else
+        except OSError as exc:  # incl. WriteError: a read-only or full disk costs time only
             logger.warning("embedding cache: could not write to %s (%s)", self.directory, exc)
+
+
+def _unit_rows(vectors: npt.NDArray[np.generic]) -> bool:
+    """Whether every row is a finite unit vector, as every Y-Encoder returns."""
+    if not np.issubdtype(vectors.dtype, np.floating):
+        return False
+    rows = vectors.astype(np.float32, copy=False)
+    if not np.isfinite(rows).all():
+        return False
+    return bool((np.abs(np.linalg.norm(rows, axis=1) - 1) <= _NORM_TOLERANCE).all())
 
 
 def cached(encoder: YEncoder, directory: Path | None, identity: str) -> YEncoder:

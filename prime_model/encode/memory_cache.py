@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from prime_model.encode.encoders import YEncoder
+from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import ConfigError, DataValidationError
 
 DEFAULT_MAX_ITEMS: Final = 10_000  # 384-d float32: ~15 MB of vectors plus the texts
@@ -49,6 +50,11 @@ class LruEncoder:
     @property
     def dim(self) -> int:
         return self.inner.dim
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The wrapped encoder's: cached vectors are its vectors."""
+        return encoder_fingerprint(self.inner)
 
     @property
     def hits(self) -> int:

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from prime_model.atomic import atomic_directory, write_text_synced
 from prime_model.encode.cache import default_cache_dir
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import ExportError, PrimeError
 from prime_model.logs import quiet_loggers
 from prime_model.parsing import check_regular_file, parse_json
@@ -148,7 +149,7 @@ class OnnxTextEncoder:
     """A :class:`~prime_model.encode.encoders.YEncoder` running the exported Y-Encoder on ONNX
     Runtime (CPU), safe to call from several threads.
 
-    ``name`` and ``identity`` are the torch encoder's: the vectors agree to cosine
+    ``name``, ``identity`` and ``fingerprint`` are the torch encoder's: the vectors agree to cosine
     :data:`MIN_COSINE` (checked here), so an embedding cache keyed by them may be shared.
     """
 
@@ -169,6 +170,7 @@ class OnnxTextEncoder:
         )
         model = reference._model  # the encoder has no public accessor for it
         self._name, self._dim, self._identity = reference.name, reference.dim, reference.identity
+        self._fingerprint = encoder_fingerprint(reference)
         self.batch_size = reference.config.batch_size
         self.threads, self.allow_spinning = threads, allow_spinning
         self.max_seq_length: int | None = model.max_seq_length
@@ -199,6 +201,11 @@ class OnnxTextEncoder:
     @property
     def identity(self) -> str:
         return self._identity
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The torch reference's (parity is checked): the weights it was exported from."""
+        return self._fingerprint
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Unit float32 vectors, len(texts)×dim; long inputs in length-sorted chunks of
@@ -263,6 +270,7 @@ class OnnxTextEncoder:
 
     def _cache_key(self) -> dict[str, str]:
         key = {"format": str(FORMAT_VERSION), "identity": self._identity, "opset": str(OPSET)}
+        key["weights"] = self._fingerprint or "unknown"
         key["inputs"] = ",".join(self.input_names)
         key.update({name: _package_version(name) for name in _VERSIONED})
         return key

@@ -25,6 +25,7 @@ from prime_model.data.records import (
 )
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.encoding import corpus_id
+from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import DataValidationError
 from prime_model.parsing import is_blank, shown
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
@@ -107,5 +108,10 @@ def build_index(
     texts = corpus["text"].tolist()
     vectors = encoder.encode(texts)
     return RetrievalIndex.build(
-        corpus["id"].tolist(), texts, vectors, encoder_name=encoder.name, config=config
+        corpus["id"].tolist(),
+        texts,
+        vectors,
+        encoder_name=encoder.name,
+        encoder_fingerprint=encoder_fingerprint(encoder),
+        config=config,
     )

@@ -1,9 +1,11 @@
 """The retrieval index: corpus ids, texts and Y-Encoder vectors, searchable by inner product.
 
 Saved as one directory (``index.json`` + ``items.parquet`` + the vectors or the HNSW graph) that
-loads without ZenML; ``index.json`` holds each file's sha256 and loading verifies them first, so
-a tampered or truncated index is refused before the search library parses it. HNSW (FAISS) is
-the default: exact search over 100k × 384 floats streams 150 MB per query.
+loads without ZenML; loading checks the files against each other before the search library
+parses them (:mod:`.index_files`), so a tampered, truncated or inconsistent index is refused.
+``index.json`` records the Y-Encoder's fingerprint (:mod:`prime_model.encode.identity`), so an
+index is served only with the encoder that made it. HNSW (FAISS) is the default: exact search
+over 100k × 384 floats streams 150 MB per query.
 """
 
 from __future__ import annotations
@@ -13,29 +15,36 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pydantic import Field
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
-from prime_model.atomic import atomic_directory, sha256_file
+from prime_model.atomic import WriteError, atomic_directory, check_replaceable, sha256_file
 from prime_model.config import FrozenConfig
 from prime_model.errors import RetrievalError
-from prime_model.parsing import check_regular_file, parse_json, read_text_file, shown
+from prime_model.parsing import has_lone_surrogate, shown
 from prime_model.retrieve._faiss import faiss
+from prime_model.retrieve.index_files import (
+    CHECKSUM_KEY,
+    DATA_FILES,
+    FORMAT,
+    FORMAT_VERSION,
+    INDEX_FILES,
+    ITEMS_FILE,
+    META_FILE,
+    IndexFiles,
+    check_unit_rows,
+    meta_checksum,
+    read_index_files,
+)
 
 logger = logging.getLogger(__name__)
 
-FORMAT: Final = "prime-retrieval-index"
-FORMAT_VERSION: Final = "1"
-META_FILE: Final = "index.json"
-ITEMS_FILE: Final = "items.parquet"
-_DATA_FILE: Final = {"exact": "vectors.safetensors", "hnsw": "hnsw.faiss"}
-_NORM_TOLERANCE: Final = 1e-3
+__all__ = ["FORMAT", "FORMAT_VERSION", "ITEMS_FILE", "META_FILE", "IndexConfig", "RetrievalIndex"]
 
 Floats = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
@@ -66,6 +75,9 @@ class SearchIndex(Protocol):
 
     @property
     def encoder_name(self) -> str: ...
+
+    @property
+    def encoder_fingerprint(self) -> str | None: ...
 
     @property
     def kind(self) -> str: ...
@@ -124,7 +136,10 @@ class _Hnsw:
         return out
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self.index, str(path))
+        try:
+            faiss.write_index(self.index, str(path))
+        except RuntimeError as exc:  # FAISS reports a failed write (full disk) this way
+            raise WriteError(f"cannot write {path}: FAISS: {shown(str(exc))}") from None
 
 
 class RetrievalIndex:
@@ -139,9 +154,11 @@ class RetrievalIndex:
         dim: int,
         encoder_name: str,
         config: IndexConfig,
+        encoder_fingerprint: str | None = None,
     ) -> None:
         self.ids, self.texts = list(ids), list(texts)
         self._backend, self.dim, self.encoder_name, self.config = backend, dim, encoder_name, config
+        self.encoder_fingerprint = encoder_fingerprint
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -162,9 +179,12 @@ class RetrievalIndex:
         vectors: npt.ArrayLike,
         *,
         encoder_name: str,
+        encoder_fingerprint: str | None = None,
         config: IndexConfig | None = None,
     ) -> RetrievalIndex:
-        """Index ``vectors`` (one L2-normalised Y-Encoder row per id, as the encoder gives)."""
+        """Index ``vectors`` (one L2-normalised Y-Encoder row per id, as the encoder gives);
+        ``encoder_fingerprint`` (see :func:`~prime_model.encode.identity.encoder_fingerprint`)
+        lets a server refuse an encoder that would not reproduce them."""
         config = config or IndexConfig()
         matrix = _check_items(ids, texts, vectors)
         backend: _Backend = (
@@ -172,8 +192,9 @@ class RetrievalIndex:
         )
         logger.info("indexed %d items (%s, dim %d)", len(ids), config.kind, matrix.shape[1])
         return cls(
-            ids, texts, backend, dim=matrix.shape[1], encoder_name=encoder_name, config=config
-        )
+            ids, texts, backend, dim=matrix.shape[1], encoder_name=encoder_name, config=config,
+            encoder_fingerprint=encoder_fingerprint,
+        )  # fmt: skip
 
     def search(self, queries: npt.ArrayLike, k: int = 10) -> list[list[Hit]]:
         """The ``k`` best items per query row, best first (fewer if the corpus is smaller)."""
@@ -190,58 +211,56 @@ class RetrievalIndex:
         ]
 
     def save(self, directory: str | Path) -> Path:
-        """Write the directory atomically: a reader sees the old index or the whole new one."""
+        """Write the directory atomically: a reader sees the old index or the whole new one.
+
+        An existing ``directory`` is replaced only if it holds nothing but index files."""
         directory = Path(directory)
-        data_name = _DATA_FILE[self.config.kind]
-        with atomic_directory(directory) as staging:
+        check_replaceable(directory, INDEX_FILES)
+        data_name = DATA_FILES[self.config.kind]
+        with atomic_directory(directory, INDEX_FILES) as staging:
             pd.DataFrame({"id": self.ids, "text": self.texts}).to_parquet(
                 staging / ITEMS_FILE, index=False
             )
             self._backend.save(staging / data_name)
-            meta = {
+            meta: dict[str, Any] = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "encoder_name": self.encoder_name,
+                "encoder_fingerprint": self.encoder_fingerprint,
                 "dim": self.dim,
                 "count": len(self),
                 "config": self.config.model_dump(),
                 "sha256": {name: sha256_file(staging / name) for name in (ITEMS_FILE, data_name)},
             }
+            meta[CHECKSUM_KEY] = meta_checksum(meta)
             (staging / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, config: IndexConfig | None = None) -> RetrievalIndex:
-        """Read a directory :meth:`save` wrote, after checking every file's sha256.
+        """Read a directory :meth:`save` wrote, once its files are consistent (see
+        :func:`~prime_model.retrieve.index_files.read_index_files`).
 
         ``config`` may change the search settings (``ef_search``, ``threads``), not the kind.
         """
         directory = Path(directory)
-        meta = _read_meta(directory)
-        stored = IndexConfig(**meta["config"])
+        files = read_index_files(directory, IndexConfig)
+        stored = IndexConfig(**files.config)
         if config is not None and config.kind != stored.kind:
             raise RetrievalError(
                 f"{directory}: the index is {stored.kind!r}; cannot search it as {config.kind!r}"
             )
         config = config or stored
-        data_name = _DATA_FILE[stored.kind]
-        for name in (ITEMS_FILE, data_name):
-            _verify(directory / name, meta["sha256"].get(name))
-        items = pd.read_parquet(directory / ITEMS_FILE)
-        backend = _load_backend(directory / data_name, stored.kind, config)
-        index = cls(
-            items["id"].tolist(),
-            items["text"].tolist(),
+        backend = _load_backend(files, config)
+        return cls(
+            files.ids,
+            files.texts,
             backend,
-            dim=int(meta["dim"]),
-            encoder_name=str(meta["encoder_name"]),
+            dim=int(files.meta["dim"]),
+            encoder_name=str(files.meta["encoder_name"]),
             config=config,
+            encoder_fingerprint=files.meta.get("encoder_fingerprint"),
         )
-        if len(index) != meta["count"]:
-            raise RetrievalError(
-                f"{directory}: {len(index)} items but index.json says {meta['count']}"
-            )
-        return index
 
 
 def _check_items(ids: Sequence[str], texts: Sequence[str], vectors: npt.ArrayLike) -> Floats:
@@ -262,12 +281,17 @@ def _check_items(ids: Sequence[str], texts: Sequence[str], vectors: npt.ArrayLik
         )
     if not all(isinstance(i, str) and i for i in ids) or not all(isinstance(t, str) for t in texts):
         raise RetrievalError("corpus ids must be non-empty strings and texts strings")
+    if any(has_lone_surrogate(i) for i in ids) or any(has_lone_surrogate(t) for t in texts):
+        raise RetrievalError(
+            "a corpus id or text holds a lone surrogate (such as \\ud800), which has no UTF-8 "
+            "form; expected valid Unicode text"
+        )
     duplicated = pd.Index(ids)[pd.Index(ids).duplicated()].unique().tolist()
     if duplicated:
         raise RetrievalError(
             f"corpus ids {shown(duplicated[:5])} occur more than once; expected unique ids"
         )
-    _check_normalised(matrix, "corpus vectors")
+    check_unit_rows(matrix, "corpus vectors")
     return matrix
 
 
@@ -280,58 +304,15 @@ def query_matrix(queries: npt.ArrayLike, dim: int) -> Floats:
         matrix = matrix[None, :]
     if matrix.ndim != 2 or matrix.shape[1] != dim:
         raise RetrievalError(f"queries have shape {matrix.shape}; expected B×{dim}")
-    _check_normalised(matrix, "queries")
+    check_unit_rows(matrix, "queries")
     return matrix
 
 
-def _check_normalised(matrix: Floats, what: str) -> None:
-    """Inner product ranks like cosine only for unit vectors: refuse others, never mis-rank."""
-    if not np.isfinite(matrix).all():
-        raise RetrievalError(f"{what} contain NaN or infinite values; expected finite unit vectors")
-    norms = np.linalg.norm(matrix, axis=1)
-    bad = np.flatnonzero(np.abs(norms - 1) > _NORM_TOLERANCE)
-    if bad.size:
-        raise RetrievalError(
-            f"{what}: row {int(bad[0])} has norm {norms[bad[0]]:.4f}; expected L2-normalised "
-            "rows (norm 1), as the Y-Encoder and the predictor output"
-        )
-
-
-def _read_meta(directory: Path) -> dict[str, Any]:
-    if not directory.is_dir():
-        raise RetrievalError(f"{directory}: not a directory; expected a saved retrieval index")
-    text = read_text_file(directory / META_FILE, "retrieval index metadata", RetrievalError)
-    meta = parse_json(text, str(directory / META_FILE), RetrievalError)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise RetrievalError(f"{directory / META_FILE}: not a {FORMAT} file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise RetrievalError(
-            f"{directory / META_FILE}: format version {shown(meta.get('format_version'))}; "
-            f"expected {FORMAT_VERSION}"
-        )
-    fields = {"dim": int, "count": int, "encoder_name": str, "config": dict, "sha256": dict}
-    wrong = [k for k, kind in fields.items() if not isinstance(meta.get(k), kind)]
-    if wrong:
-        raise RetrievalError(f"{directory / META_FILE}: missing or malformed field(s) {wrong}")
-    return meta
-
-
-def _verify(path: Path, expected: object) -> None:
-    check_regular_file(path, "retrieval index file", RetrievalError)
-    actual = sha256_file(path)
-    if actual != expected:
-        raise RetrievalError(
-            f"{path}: sha256 {actual[:12]}… does not match index.json ({shown(expected)}); the "
-            "index was modified or truncated: rebuild it"
-        )
-
-
-def _load_backend(path: Path, kind: str, config: IndexConfig) -> _Backend:
-    if kind == "exact":
-        try:
-            return _Exact(load_file(str(path))["vectors"])
-        except (SafetensorError, KeyError, OSError) as exc:
-            raise RetrievalError(f"{path}: unreadable vectors ({shown(str(exc))})") from None
+def _load_backend(files: IndexFiles, config: IndexConfig) -> _Backend:
+    """The search structure over files :func:`read_index_files` has already checked."""
+    if files.exact_vectors is not None:
+        return _Exact(files.exact_vectors)
+    path = files.data
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:

@@ -63,6 +63,7 @@ class _Meta:
     dim: int
     count: int
     hnsw: bool
+    encoder_fingerprint: str | None = None
 
 
 def check_table_name(table: object) -> str:
@@ -199,7 +200,14 @@ def _read_meta(conn: Connection[tuple[Any, ...]], table: str, where: str) -> _Me
             f"{where}: table {table!r} stores vector({shown(column_dim)}) but its metadata says "
             f"dim {meta['dim']}; the table was altered: export it again"
         )
-    return _Meta(meta["encoder_name"], meta["dim"], meta["count"], meta["hnsw"])
+    fingerprint = meta.get("encoder_fingerprint")
+    return _Meta(
+        meta["encoder_name"],
+        meta["dim"],
+        meta["count"],
+        meta["hnsw"],
+        fingerprint if isinstance(fingerprint, str) else None,
+    )
 
 
 class PgVectorIndex:
@@ -281,6 +289,10 @@ class PgVectorIndex:
     @property
     def encoder_name(self) -> str:
         return self._meta.encoder_name
+
+    @property
+    def encoder_fingerprint(self) -> str | None:
+        return self._meta.encoder_fingerprint
 
     @property
     def kind(self) -> str:
@@ -466,6 +478,7 @@ def export_index(
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "encoder_name": index.encoder_name,
+            "encoder_fingerprint": index.encoder_fingerprint,
             "dim": index.dim,
             "count": len(index),
             "hnsw": hnsw,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, YEncoder
+from prime_model.encode.identity import encoder_fingerprint
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.encode.onnx_encoder import OnnxEncoderError, OnnxTextEncoder
 from prime_model.errors import RequestError, RetrievalError
@@ -69,6 +70,7 @@ class Retriever:
                 f"the index was encoded with {index.encoder_name!r}, requests would "
                 f"be encoded with {encoder.name!r}"
             )
+        problems += _identity_problems(index, encoder)
         if problems:
             raise RetrievalError("cannot serve: " + "; ".join(problems))
         self.predictor, self.encoder, self.index = predictor, encoder, index
@@ -114,6 +116,27 @@ class Retriever:
         if not isinstance(self.encoder, LruEncoder):
             return {}
         return {"encoder_cache": {"hits": self.encoder.hits, "misses": self.encoder.misses}}
+
+
+def _identity_problems(index: SearchIndex, encoder: YEncoder) -> list[str]:
+    """The same name is not the same vectors: another token limit or retrained weights at the
+    same path encode differently, so the fingerprints must match too."""
+    recorded = index.encoder_fingerprint
+    actual = encoder_fingerprint(encoder)
+    if recorded is None:
+        if actual is not None:
+            logger.warning(
+                "the index records no Y-Encoder fingerprint; only its name %r is checked",
+                index.encoder_name,
+            )
+        return []
+    if actual != recorded:
+        return [
+            f"the index was encoded by Y-Encoder weights/settings {recorded}, the request "
+            f"encoder has {actual or 'no fingerprint'} (another max_seq_length, or retrained "
+            "weights): rebuild the index with this encoder, or serve with the one that built it"
+        ]
+    return []
 
 
 def serving_encoder(config: EncoderConfig) -> LruEncoder:

@@ -24,7 +24,7 @@ def test_atomic_directory_creates_and_replaces(tmp_path: Path) -> None:
         (staging / "a").write_text("1")
         assert not target.exists()  # nothing visible until the block succeeds
     assert (target / "a").read_text() == "1"
-    with atomic_directory(target) as staging:
+    with atomic_directory(target, replaceable={"a"}) as staging:  # "a": written here before
         (staging / "b").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["b"]
     assert [p.name for p in target.parent.iterdir()] == ["out"]
