@@ -20,6 +20,7 @@ from prime_model.data.records import (
     data_suffix,
     parse_json_lines,
     read_bytes,
+    read_csv_bytes,
     read_text,
     string_list,
 )
@@ -126,8 +127,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
+    raw = io.BytesIO(read_bytes(path))
     try:
-        frame = pd.read_parquet(io.BytesIO(read_bytes(path)))
+        frame = pd.read_parquet(raw)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataValidationError(
             f"{path}: not a readable Parquet file ({exc}); expected a Parquet turn table"
@@ -142,7 +144,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     """
     try:
         frame = pd.read_csv(
-            io.BytesIO(read_bytes(path)),
+            io.BytesIO(read_csv_bytes(path)),
             dtype=str,
             keep_default_na=False,
             na_values={"target_id": [""]},

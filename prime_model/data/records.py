@@ -7,19 +7,20 @@ the place and what was expected, so readers never leak a ``gzip``, ``json`` or p
 from __future__ import annotations
 
 import errno
-import gzip
-import zlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from prime_model.data.decompress import gunzip_bounded
 from prime_model.errors import DataValidationError
-from prime_model.parsing import check_regular_file, parse_json, shown
+from prime_model.parsing import check_regular_file, has_lone_surrogate, parse_json, shown
 
 Record = dict[str, Any]
 GZIP_SUFFIX: Final = ".gz"
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 
 def data_suffix(path: Path) -> str:
@@ -48,16 +49,27 @@ def check_file(path: Path) -> None:
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when its name ends in ``.gz``."""
-    raw = path.read_bytes()
-    if path.suffix.lower() != GZIP_SUFFIX:
-        return raw
+    """The file's content, decompressed (streamed, bounded) when its name ends in ``.gz``."""
+    if path.suffix.lower() == GZIP_SUFFIX:
+        return gunzip_bounded(path)
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataValidationError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_csv_bytes(path: Path) -> bytes:
+    """A CSV file's bytes, refused if one holds a NUL: pandas' parser ends a cell at a NUL, so
+    the rest of that text would silently vanish."""
+    data = read_bytes(path)
+    at = data.find(b"\0")
+    if at >= 0:
+        line = data.count(b"\n", 0, at) + 1
         raise DataValidationError(
-            f"{path}: not a readable gzip file ({exc}); expected gzip-compressed data"
-        ) from None
+            f"{path}: line {line} holds a NUL byte (\\0), which CSV readers cut text at; "
+            "expected plain text cells (write NULs, if they are data, in JSON lines or Parquet)"
+        )
+    return data
 
 
 def read_text(path: Path) -> str:
@@ -69,12 +81,14 @@ def read_text(path: Path) -> str:
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines as JSON lines and TSV mean them: split on ``\\n`` only, a trailing ``\\r`` dropped.
+    """Lines as JSON lines and TSV mean them: ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old Mac
+    files) end a line; nothing else does.
 
     ``str.splitlines`` also splits on U+2028, U+2029, U+0085, ``\\f``, ..., which are legal
-    inside a JSON string and so would cut a valid record in two.
+    inside a JSON string and so would cut a valid record in two. A raw CR cannot be inside a
+    JSON string (it must be escaped), so splitting on it never cuts a record.
     """
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    return _LINE_BREAK.split(text)
 
 
 def parse_json_lines(path: Path, text: str) -> list[Record]:
@@ -155,7 +169,19 @@ def string_list(value: object, path: Path, where: str, expected: str) -> list[st
         value = value.tolist()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise DataValidationError(f"{path}: {where} is {shown(value)}; expected {expected}")
+    for index, item in enumerate(value):
+        check_unicode(item, path, f"{where}[{index}]")
     return value
+
+
+def check_unicode(text: str, path: Path, where: str) -> str:
+    """Refuse a lone surrogate: no UTF-8 form, so the tokenizer, Parquet or a hash fails later."""
+    if has_lone_surrogate(text):
+        raise DataValidationError(
+            f"{path}: {where} holds a lone surrogate (such as \\ud800), which has no UTF-8 "
+            "form; expected valid Unicode text"
+        )
+    return text
 
 
 def require(record: Record, fields: Sequence[str], path: Path, index: int, fmt: str) -> None:
@@ -173,7 +199,7 @@ def text_field(record: Record, field: str, path: Path, index: int) -> str:
         raise DataValidationError(
             f"{path}: record {index} field {field!r} is {shown(value)}; expected a string"
         )
-    return value
+    return check_unicode(value, path, f"record {index} field {field!r}")
 
 
 def id_field(record: Record, field: str, path: Path, index: int) -> str:
@@ -191,7 +217,7 @@ def optional_id(value: object, path: Path, where: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value
+        return check_unicode(value, path, where)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise DataValidationError(

@@ -20,6 +20,7 @@ from prime_model.data.records import (
     id_field,
     load_records,
     read_bytes,
+    read_csv_bytes,
     require,
     text_field,
 )
@@ -88,8 +89,8 @@ def read_corpus(path: str | Path) -> pd.DataFrame:
 
 
 def _frame_records(path: Path, suffix: str) -> list[dict[str, object]]:
+    raw = io.BytesIO(read_bytes(path) if suffix == ".parquet" else read_csv_bytes(path))
     try:
-        raw = io.BytesIO(read_bytes(path))
         if suffix == ".parquet":
             frame = pd.read_parquet(raw)
         else:  # every cell as text, empty cells as "" (then refused as blank, by row)
