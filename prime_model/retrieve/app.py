@@ -4,26 +4,32 @@ bookkeeping.
 ``POST /retrieve`` takes ``{"history": [...], "query": "...", "top_k": 10}``; ``GET /health`` and
 ``GET /info`` say whether and what it serves. Errors are JSON ``{"error": type, "message": ...}``:
 400 for a body that is not a JSON object, 413 for one over the size limit, 422 for bad fields,
-500 (still typed, no traceback) only for a failure after the request was accepted. The work runs
-on a small thread pool sized to the cores, so concurrent requests overlap without oversubscribing.
+500 (still typed, no traceback) only for a failure after the request was accepted. An error
+body is bounded (:data:`MAX_ERROR_CHARS`) whatever the request held. The work runs on a small
+thread pool sized to the cores, so concurrent requests overlap without oversubscribing.
+No redirects: Starlette's trailing-slash redirect would send a client, and its conversation, to
+whatever ``Host`` the request named (docs/threat-model.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any, Final
 
 import anyio
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
-from prime_model.errors import PrimeError, RequestError
+from prime_model.errors import ConfigError, PrimeError, RequestError
 from prime_model.retrieve.request import (
     MAX_BODY_BYTES,
     MalformedRequestError,
     RequestTooLargeError,
+    RetrievalRequest,
     parse_request,
 )
 from prime_model.retrieve.service import Retriever
@@ -31,6 +37,9 @@ from prime_model.retrieve.service import Retriever
 logger = logging.getLogger(__name__)
 
 RETRIEVE_PATH: Final = "/retrieve"
+MAX_ERROR_CHARS: Final = 2_000
+"""Longest error message sent back: 40,000 unknown keys must not echo a 2 MB body."""
+CLIENT_GONE: Final = 499  # nginx's "client closed request": nobody reads it
 
 
 SERVING_THREADS: Final = 1
@@ -54,7 +63,14 @@ def error_status(error: PrimeError) -> int:
 
 
 def error_body(error: PrimeError) -> dict[str, str]:
-    return {"error": type(error).__name__, "message": str(error)}
+    """The error as JSON, its message cut to :data:`MAX_ERROR_CHARS` (saying how much was cut)."""
+    return {"error": type(error).__name__, "message": bounded_message(str(error))}
+
+
+def bounded_message(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message) - limit} more characters not shown)"
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -85,17 +101,29 @@ async def answer_request(
     except PrimeError as exc:
         status = error_status(exc)
         if status >= 500:
-            logger.error("request failed after validation: %s", exc)
+            logger.error("request failed after validation: %s", bounded_message(str(exc)))
         return JSONResponse(error_body(exc), status_code=status)
+    except ClientDisconnect:  # gone mid-upload: nothing to answer, nothing worth a traceback
+        logger.debug("client disconnected before its request body was read")
+        return JSONResponse({"error": "ClientDisconnect", "message": ""}, CLIENT_GONE)
+    except Exception:  # a bug of ours: logged once with its traceback, never sent to clients
+        logger.exception("request failed")
+        return JSONResponse(
+            {"error": "InternalError", "message": "the request failed inside the server"}, 500
+        )
     return JSONResponse(answer.to_json())
 
 
 def create_app(retriever: Retriever, *, workers: int | None = None) -> FastAPI:
     """The app around one loaded :class:`Retriever`."""
-    app = FastAPI(title="PRIME retrieval", summary="conversation -> retrieved content")
+    app = FastAPI(
+        title="PRIME retrieval",
+        summary="conversation -> retrieved content",
+        redirect_slashes=False,
+    )
     limiter = anyio.CapacityLimiter(workers or default_workers())
 
-    @app.post(RETRIEVE_PATH)
+    @app.post(RETRIEVE_PATH, openapi_extra=_REQUEST_BODY)
     async def retrieve(request: Request) -> JSONResponse:
         return await answer_request(request, retriever, limiter)
 
@@ -110,8 +138,39 @@ def create_app(retriever: Retriever, *, workers: int | None = None) -> FastAPI:
     return app
 
 
+_REQUEST_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": RetrievalRequest.model_json_schema()}},
+    }
+}
+"""The body ``POST /retrieve`` reads by hand (bounded), documented for clients and for the
+schema-driven tests."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket, or a :class:`ConfigError` saying why not (port in use, ...).
+
+    Bound here, before the warm-up, so a busy port fails at once with our ``error:`` line rather
+    than after start-up with uvicorn's text and exit code 3."""
+    try:
+        return socket.create_server((host, port), backlog=2048)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; expected a free port and an "
+            "address of this machine (choose another with --port / --host)"
+        ) from None
+
+
 def serve(retriever: Retriever, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Warm up, then serve until interrupted (uvicorn: one process, access log off)."""
-    retriever.warmup()
-    logger.info("serving %s on http://%s:%d%s", retriever.info(), host, port, RETRIEVE_PATH)
-    uvicorn.run(create_app(retriever), host=host, port=port, access_log=False, log_level="warning")
+    """Bind, warm up, then serve until interrupted (uvicorn: one process, access log off)."""
+    sock = listen(host, port)
+    try:
+        retriever.warmup()
+        logger.info("serving %s on http://%s:%d%s", retriever.info(), host, port, RETRIEVE_PATH)
+        config = uvicorn.Config(
+            create_app(retriever), host=host, port=port, access_log=False, log_level="warning"
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

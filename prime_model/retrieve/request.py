@@ -13,13 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from prime_model.config import describe_validation_error
 from prime_model.errors import RequestError
-from prime_model.parsing import is_blank, parse_json, shown
+from prime_model.parsing import has_lone_surrogate, is_blank, parse_json, shown
 
 MAX_BODY_BYTES: Final = 1 << 20
 """Largest request body read: ten 20k-character turns fit many times over."""
 MAX_TEXT_CHARS: Final = 20_000
 """Longest turn or query; the Y-Encoder keeps only its first ~256 tokens anyway."""
 MAX_TOP_K: Final = 100
+MAX_LISTED_ERRORS: Final = 10
+"""Field errors a message lists: 100,000 bad turns must not become a 6 MB message."""
+MAX_HISTORY_ITEMS: Final = 1_000
+"""More turns than any model reads: refused before validating each one."""
 EXAMPLE: Final = '{"history": ["Who founded Vulith Works?"], "query": "Where was she born?"}'
 
 
@@ -75,15 +79,29 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RetrievalRequest:
         raise MalformedRequestError(
             f"request is a {type(body).__name__}; expected a JSON object such as {EXAMPLE}"
         )
+    history = body.get("history")
+    if isinstance(history, list) and len(history) > MAX_HISTORY_ITEMS:
+        raise RequestError(
+            f"history has {len(history)} entries; expected at most {MAX_HISTORY_ITEMS} turns "
+            "(send the most recent ones)"
+        )
     try:
         request = RetrievalRequest.model_validate(dict(body))
     except ValidationError as exc:
         raise RequestError(
-            f"invalid request:\n{describe_validation_error(exc)}\nexpected a JSON object such "
-            f"as {EXAMPLE}"
+            f"invalid request:\n{_described(exc)}\nexpected a JSON object such as {EXAMPLE}"
         ) from None
     _check_texts(request)
     return request
+
+
+def _described(exc: ValidationError) -> str:
+    """The first :data:`MAX_LISTED_ERRORS` field errors, then how many more there are."""
+    count = exc.error_count()
+    if count <= MAX_LISTED_ERRORS:
+        return describe_validation_error(exc)
+    lines = describe_validation_error(exc).splitlines()[:MAX_LISTED_ERRORS]
+    return "\n".join([*lines, f"  ... and {count - MAX_LISTED_ERRORS} more invalid fields"])
 
 
 def parse_invoke_body(body: bytes) -> RetrievalRequest:
@@ -117,4 +135,9 @@ def _check_texts(request: RetrievalRequest) -> None:
         if len(text) > MAX_TEXT_CHARS:
             raise RequestError(
                 f"{where} has {len(text)} characters; expected at most {MAX_TEXT_CHARS}"
+            )
+        if has_lone_surrogate(text):  # reachable from Python callers; JSON bodies are refused
+            raise RequestError(
+                f"{where} holds a lone surrogate (such as \\ud800), which has no UTF-8 form; "
+                "expected valid Unicode text"
             )
