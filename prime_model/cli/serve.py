@@ -68,6 +68,7 @@ def add_serve_commands(
 
 
 def _index(args: argparse.Namespace) -> int:
+    from prime_model.atomic import check_replaceable  # noqa: PLC0415
     from prime_model.encode.cache import cached, default_cache_dir  # noqa: PLC0415
     from prime_model.encode.encoders import (  # noqa: PLC0415
         EncoderConfig,
@@ -75,7 +76,9 @@ def _index(args: argparse.Namespace) -> int:
     )
     from prime_model.retrieve.corpus import build_index, read_corpus  # noqa: PLC0415
     from prime_model.retrieve.index import IndexConfig  # noqa: PLC0415
+    from prime_model.retrieve.index_files import INDEX_FILES  # noqa: PLC0415
 
+    check_replaceable(args.out, INDEX_FILES)  # before encoding: never over a user's files
     corpus = read_corpus(args.corpus)
     loaded = SentenceTransformerEncoder(EncoderConfig(model=args.encoder))
     encoder = cached(loaded, default_cache_dir(), loaded.identity)

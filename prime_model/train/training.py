@@ -39,7 +39,7 @@ from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import CheckpointError, ConfigError
 from prime_model.logs import is_terminal, lightning_logs
 from prime_model.model import EmbeddingPredictor
-from prime_model.parsing import check_regular_file, shown
+from prime_model.parsing import check_output_dir, check_regular_file, shown
 from prime_model.train.datamodule import PredictorDataModule
 from prime_model.train.history import MONITOR, best_epoch, read_history, warn_if_still_improving
 from prime_model.train.lightning_module import PredictorLightningModule
@@ -76,6 +76,8 @@ def train_predictor(
     started by re-running the launching command (see :mod:`prime_model.train.strategy`).
     """
     output_dir = Path(output_dir)
+    # a file (or a FIFO, ...) there would end the run in a bare NotADirectoryError, late
+    check_output_dir(output_dir, "training output folder", ConfigError)
     _check_fit(encoded_train, predictor_config, training_config)
     L.seed_everything(training_config.seed, workers=True, verbose=False)
     module = PredictorLightningModule(predictor_config, training_config)
