@@ -132,9 +132,12 @@ def _write_error(target: Path, exc: BaseException) -> WriteError:
     return error
 
 
-def check_replaceable(target: Path, names: Collection[str] = ()) -> None:
+def check_replaceable(
+    target: Path, names: Collection[str] = (), pattern: re.Pattern[str] | None = None
+) -> None:
     """Refuse to replace ``target`` unless it is missing, an empty directory, or a directory
-    holding only entries named in ``names`` (what a previous write of the same kind left).
+    holding only entries named in ``names`` or matching ``pattern`` (what a previous write of
+    the same kind left).
 
     A user's ``--out`` over a folder of their own files, or over a regular file, must not
     disappear into a rename: PRIME replaces only what it wrote.
@@ -148,7 +151,11 @@ def check_replaceable(target: Path, names: Collection[str] = ()) -> None:
             f"{target} is {kind}; refusing to replace it with an output directory (choose a "
             "new path, or remove it yourself)"
         )
-    foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in names)
+    foreign = sorted(
+        entry.name
+        for entry in target.iterdir()
+        if entry.name not in names and not (pattern and pattern.fullmatch(entry.name))
+    )
     if foreign:
         raise ForeignContentError(
             f"{target} already holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from prime_model.atomic import check_replaceable
 from prime_model.checkpoint import save_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.devices import cuda_device_count
@@ -254,6 +256,9 @@ def _refuse_relaunch(trainer: L.Trainer, cfg: TrainingConfig) -> None:
         )
 
 
+_CHECKPOINT_NAME = re.compile(r"[\w.-]+\.ckpt")
+
+
 def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path | None:
     """``last.ckpt`` when resuming; otherwise clear the previous run's logs and checkpoints.
 
@@ -268,6 +273,9 @@ def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path 
         logger.info("no %s to resume from; starting fresh", last)
     if not clear:
         return None
+    # removed below: only if they hold nothing but what a run writes there (never a user's folder)
+    check_replaceable(output_dir / "logs", {"metrics.csv", "hparams.yaml"})
+    check_replaceable(output_dir / "lightning", pattern=_CHECKPOINT_NAME)
     for name in ("logs", "lightning"):
         if (output_dir / name).exists():
             logger.info("starting fresh: removing the previous run's %s", output_dir / name)
