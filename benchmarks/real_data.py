@@ -1,8 +1,11 @@
 """Real conversations: train on CANARD train + TopiOCQA train, judge on data nobody tuned on.
 
-Validation (early stopping, checkpoint choice) is 10 % of the CANARD train dialogs and 10 % of the
-TopiOCQA conversations; the judged sets are CANARD dev (rewrite targets, and answer targets with
-the human rewrite as an oracle) and another 10 % of TopiOCQA conversations, held out of both.
+Validation (early stopping, checkpoint choice) is 10 % of the CANARD train dialogs, 10 % of the
+TopiOCQA conversations and 30 % of the doc2dial dialogs (paragraph targets; doc2dial is never
+trained on); the judged sets are CANARD dev (rewrite targets, and answer targets with the human
+rewrite as an oracle), another 10 % of TopiOCQA conversations and the other 70 % of doc2dial
+dialogs (paragraph and span targets), all held out of training and validation. Every set is also
+broken down by history length (0, 1-4, 5+ entries) and by whether the history holds system turns.
 The datasets are public releases (see ``../shared/data/README.md`` or the README's "Real data"):
 this script reads them, it never downloads.
 
@@ -25,6 +28,7 @@ import torch
 from prime_model import load_checkpoint
 from prime_model.atomic import write_text_atomic
 from prime_model.data import read_turns, split_by_conversation
+from prime_model.data.split import TurnSplits
 from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
 from prime_model.encode.encoding import EncodedTurns, encode_splits
@@ -35,23 +39,37 @@ from prime_model.train.training import train_predictor
 
 logger = logging.getLogger("benchmarks.real_data")
 SHOWN: Final = ("mrr", "recall@10")
+DOC2DIAL_FILE: Final = "doc2dial_rc_val.csv.zip"
+DOC2DIAL_VAL: Final = 0.3
+BREAKDOWN: Final = ("first turn", "history 1-4", "history 5+", "with system turns")
 
 
 def load_sets(data_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
-    """train / val (both datasets) and the judged sets, conversation-disjoint throughout."""
+    """train / val and the judged sets, conversation-disjoint throughout."""
     canard = read_turns(data_dir / "canard" / "train.question.tsv", "canard", target="rewrite")
     topiocqa_file = data_dir / "topiocqa" / "topiocqa_train.json.gz"
     topiocqa = read_turns(topiocqa_file, "topiocqa", target="answer")
     dev = data_dir / "canard" / "dev.json"
     canard_split = split_by_conversation(_tagged(canard, "canard"), 0.1, 0.0, seed)
     topiocqa_split = split_by_conversation(_tagged(topiocqa, "topiocqa"), 0.1, 0.1, seed)
+    doc2dial = {target: _doc2dial(data_dir, target, seed) for target in ("passage", "answer")}
     return {
         "train": pd.concat([canard_split.train, topiocqa_split.train], ignore_index=True),
-        "val": pd.concat([canard_split.val, topiocqa_split.val], ignore_index=True),
+        "val": pd.concat(
+            [canard_split.val, topiocqa_split.val, doc2dial["passage"].val], ignore_index=True
+        ),
         "canard-dev (rewrite)": read_turns(dev, "canard", target="rewrite"),
         "canard-dev (answer)": read_turns(dev, "canard", target="answer"),
         "topiocqa held-out (answer)": topiocqa_split.test,
+        "doc2dial held-out (paragraph)": doc2dial["passage"].train,
+        "doc2dial held-out (span)": doc2dial["answer"].train,
     }
+
+
+def _doc2dial(data_dir: Path, target: str, seed: int) -> TurnSplits:
+    """30 % of the dialogs validate; the rest (the split's "train" part) are judged, never fit."""
+    turns = read_turns(data_dir / "doc2dial" / DOC2DIAL_FILE, "doc2dial", target=target)
+    return split_by_conversation(_tagged(turns, "doc2dial"), DOC2DIAL_VAL, 0.0, seed)
 
 
 def _tagged(turns: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -86,26 +104,27 @@ def rewrite_oracle(
 
 
 def to_markdown(results: dict[str, Any]) -> str:
+    parts = " | ".join(f"{p} MRR" for p in BREAKDOWN)
     lines = [
-        "| set | turns | system | MRR | R@10 | first-turn MRR | later-turn MRR |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        f"| set | turns | system | MRR | R@10 | {parts} |",
+        "|---|---:|---|---:|---:|" + "---:|" * len(BREAKDOWN),
     ]
     for name, table in results["sets"].items():
         for system, row in table["rows"].items():
-            parts = table["breakdown"]
-            first, later = (
-                parts.get(p, {}).get("rows", {}).get(system, {}).get("mrr")
-                for p in ("first turn", "later turns")
+            cells = " | ".join(
+                _num(table["breakdown"].get(p, {}).get("rows", {}).get(system, {}).get("mrr"))
+                for p in BREAKDOWN
             )
             lines.append(
                 f"| {name} | {table['num_turns']} | {system} | {row['mrr']:.3f} | "
-                f"{row['recall@10']:.3f} | {_num(first)} | {_num(later)} |"
+                f"{row['recall@10']:.3f} | {cells} |"
             )
     lines += ["", "Model MRR / best baseline MRR, and R@10 margin over the best baseline:", ""]
     for name, verdict in results["verdict"].items():
         lines.append(
             f"- {name}: MRR ×{verdict['mrr_ratio']:.3f} (best baseline {verdict['best_mrr']}), "
-            f"R@10 {verdict['recall_margin']:+.3f} (best {verdict['best_recall']})"
+            f"R@10 {verdict['recall_margin']:+.3f} (best {verdict['best_recall']}); "
+            f"history 5+: MRR ×{_num(verdict.get('later_mrr_ratio'))}"
         )
     return "\n".join(lines) + "\n"
 
@@ -115,19 +134,27 @@ def _num(value: float | None) -> str:
 
 
 def verdict(table: dict[str, Any]) -> dict[str, Any]:
-    rows = table["rows"]
+    out = _ratios(table["rows"])
+    long = table["breakdown"].get("history 5+")
+    if long:
+        out["later_mrr_ratio"] = _ratios(long["rows"])["mrr_ratio"]
+    return out
+
+
+def _ratios(rows: dict[str, Any]) -> dict[str, Any]:
     baselines = {k: v for k, v in rows.items() if k not in ("model", "rewrite oracle")}
     best_mrr = max(baselines, key=lambda k: baselines[k]["mrr"])
     best_recall = max(baselines, key=lambda k: baselines[k]["recall@10"])
     return {
-        "mrr_ratio": rows["model"]["mrr"] / baselines[best_mrr]["mrr"],
+        "mrr_ratio": rows["model"]["mrr"] / max(baselines[best_mrr]["mrr"], 1e-12),
         "best_mrr": best_mrr,
         "recall_margin": rows["model"]["recall@10"] - baselines[best_recall]["recall@10"],
         "best_recall": best_recall,
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, encoder: YEncoder | None = None) -> dict[str, Any]:
+    """Train and judge; ``encoder`` (default: the cached bundled MiniLM) embeds every text."""
     started = time.perf_counter()
     predictor = predictor_config(args.predictor)
     training = training_config(args.training)
@@ -139,11 +166,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else _first_conversations(sets[name], args.max_eval_turns)
         )
     logger.info("turns per set: %s", {name: len(frame) for name, frame in sets.items()})
-    loaded = SentenceTransformerEncoder()
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    encoder = cached(loaded, cache_dir, loaded.identity)
+    if encoder is None:
+        loaded = SentenceTransformerEncoder()
+        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+        encoder = cached(loaded, cache_dir, loaded.identity)
     n_max = predictor.max_context_length
-    encoded = encode_splits(sets, encoder, n_max)
+    encoded = encode_splits(sets, encoder, n_max, concat=True)
     encoded_s = time.perf_counter() - started
     result = train_predictor(
         encoded["train"], encoded["val"], predictor, training, args.out,
@@ -152,7 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = load_checkpoint(result.checkpoint_dir).model
     judged = [name for name in sets if name != "train"]
     tables: dict[str, dict[str, Any]] = {
-        name: evaluate(model, encoded[name], sets[name], encoder).to_dict() for name in judged
+        name: evaluate(model, encoded[name], sets[name], encoder, by_history=True).to_dict()
+        for name in judged
     }
     oracle = rewrite_oracle(
         encoded["canard-dev (answer)"],

@@ -173,6 +173,27 @@ class PredictorConfig(FrozenConfig):
         ),
     )
 
+    role_embedding: bool = Field(
+        False,
+        description=(
+            "add a learned user/system embedding to each context turn (history_roles); turns "
+            "of unknown role get none"
+        ),
+    )
+    concat_input: bool = Field(
+        False,
+        description=(
+            "also read the Y-Encoder's embedding of history + query as one text (an extra token, "
+            "and a learned share of it in the residual, zero at init); needs residual"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _concat_needs_residual(self) -> Self:
+        if self.concat_input and not self.residual:
+            raise ValueError("concat_input=True mixes into the residual: it needs residual=True")
+        return self
+
     @model_validator(mode="after")
     def _residual_needs_same_space(self) -> Self:
         if self.residual and self.input_dim != self.output_dim:
@@ -228,6 +249,16 @@ class TrainingConfig(FrozenConfig):
         "32-true", description="Lightning precision; 16-mixed is CUDA-only"
     )
     early_stopping_patience: int | None = Field(3, gt=0, description="epochs without improvement")
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0.0, lt=1.0, description="smallest val/recall@10 gain that counts as improvement"
+    )
+    conversation_batches: bool = Field(
+        False,
+        description=(
+            "fill each batch with whole conversations, so a turn's in-batch negatives include "
+            "its own conversation's other targets (hard negatives)"
+        ),
+    )
     seed: int = Field(42, ge=0)
     symmetric_loss: bool = Field(False, description="also score targets against predictions")
     mask_duplicate_targets: bool = Field(

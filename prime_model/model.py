@@ -1,9 +1,11 @@
 """EmbeddingPredictor: embeddings of N context turns and a query -> one predicted target embedding.
 
-Token layout, S = N + 2:  ``[PRED] c_1 ... c_N q`` (context oldest first). Positions are assigned by
-recency, not by slot: [PRED] is 0, the query is N_max + 1 and the k-th most recent real turn is
-N_max + 1 - k. Padded slots are masked out of attention, so a conversation's prediction does not
-depend on how much padding its batch has, nor on where that padding sits.
+Token layout, S = N + 2:  ``[PRED] c_1 ... c_N q`` (context oldest first), plus a last ``[CAT]``
+token (history + query embedded as one text) with ``concat_input``. Positions are assigned by
+recency, not by slot: [PRED] is 0, the query is N_max + 1, [CAT] N_max + 2 and the k-th most recent
+real turn is N_max + 1 - k. Padded slots are masked out of attention, so a conversation's
+prediction does not depend on how much padding its batch has, nor on where that padding sits.
+With ``role_embedding`` each context turn also gets a learned user/system embedding.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ unit length, so this is generous; far larger values overflow float32 in the Laye
 variance (or already in the cast) and turn the prediction into NaN or noise that differs
 between backends, so they are refused rather than served."""
 FLOAT32_MAX: Final = float(torch.finfo(torch.float32).max)
+NUM_ROLE_IDS: Final = 3  # 0 unknown (and padding), 1 user, 2 system: see data.schema.ROLES
 
 
 def value_problem(
@@ -176,7 +179,13 @@ class EmbeddingPredictor(nn.Module):
         self.context_proj = nn.Linear(config.input_dim, H)
         self.query_proj = nn.Linear(config.input_dim, H)
         self.pred_token = nn.Parameter(torch.empty(1, 1, H))
-        self.pos_embedding = nn.Parameter(torch.empty(1, config.max_context_length + 2, H))
+        extra = 3 if config.concat_input else 2  # [PRED], query (and [CAT])
+        self.pos_embedding = nn.Parameter(torch.empty(1, config.max_context_length + extra, H))
+        if config.role_embedding:  # role 0 (unknown) adds nothing: role-less input as before
+            self.role_embedding = nn.Embedding(NUM_ROLE_IDS, H, padding_idx=0)
+        if config.concat_input:
+            self.concat_proj = nn.Linear(config.input_dim, H)
+            self.concat_gate = nn.Parameter(torch.zeros(()))  # share of [CAT] in the residual
         self.embed_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             PredictorTransformerBlock(config) for _ in range(config.num_layers)
@@ -186,6 +195,12 @@ class EmbeddingPredictor(nn.Module):
         self.apply(self._init_weights)
         for param in (self.pred_token, self.pos_embedding):
             nn.init.trunc_normal_(param, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
+        if config.role_embedding:
+            nn.init.trunc_normal_(
+                self.role_embedding.weight, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD
+            )
+            with torch.no_grad():
+                self.role_embedding.weight[0].zero_()
         if config.residual:  # the correction starts at zero: untrained = query-only
             nn.init.zeros_(self.output_proj.weight)
 
@@ -200,34 +215,64 @@ class EmbeddingPredictor(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, context: Tensor, query: Tensor, context_mask: Tensor | None = None) -> Tensor:
-        self.validate_inputs(context, query, context_mask)
+    def forward(
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor | None = None,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
+    ) -> Tensor:
+        self.validate_inputs(context, query, context_mask, context_roles, concat)
         dtype = self.pred_token.dtype
-        return self.forward_unchecked(context.to(dtype), query.to(dtype), context_mask)
+        return self.forward_unchecked(
+            context.to(dtype),
+            query.to(dtype),
+            context_mask,
+            context_roles,
+            None if concat is None else concat.to(dtype),
+        )
 
     def forward_unchecked(
-        self, context: Tensor, query: Tensor, context_mask: Tensor | None = None
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor | None = None,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
     ) -> Tensor:
-        """The forward pass without validation or casting: for tracing, export and compilation."""
-        B, N, _ = context.shape
-        x = torch.cat(
-            [
-                self.pred_token.expand(B, 1, -1),  # (B, 1, H)
-                self.context_proj(context),  # (B, N, H)
-                self.query_proj(query).unsqueeze(1),  # (B, 1, H)
-            ],
-            dim=1,
-        )  # (B, N+2, H)
-        positions, attn_mask = self._positions_and_mask(B, N, context_mask, context.device)
-        x = self.embed_dropout(x + self.pos_embedding[0, positions])
+        """The forward pass without validation or casting: for training, tracing and export."""
+        x, attn_mask = self.embed(context, query, context_mask, context_roles, concat)
         for block in self.blocks:
             if self.gradient_checkpointing and self.training:
                 x = cast(Tensor, checkpoint(block, x, attn_mask, use_reentrant=False))
             else:
                 x = block(x, attn_mask)
-        return self.read_out(x[:, 0], query)
+        return self.read_out(x[:, 0], query, concat)
 
-    def read_out(self, pred: Tensor, query: Tensor) -> Tensor:
+    def embed(
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor | None = None,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The input tokens (B×S×H, positions added) and the attention key mask."""
+        B, N, _ = context.shape
+        turns = self.context_proj(context)  # (B, N, H)
+        if self.config.role_embedding and context_roles is not None:
+            turns = turns + self.role_embedding(context_roles)
+        tokens = [self.pred_token.expand(B, 1, -1), turns, self.query_proj(query).unsqueeze(1)]
+        if self.config.concat_input:
+            if concat is None:
+                raise PredictorError("this model reads concat (history + query as one text)")
+            tokens.append(self.concat_proj(concat).unsqueeze(1))  # (B, 1, H)
+        x = torch.cat(tokens, dim=1)  # (B, S, H)
+        positions, attn_mask = self._positions_and_mask(B, N, context_mask, context.device)
+        return self.embed_dropout(x + self.pos_embedding[0, positions]), attn_mask
+
+    def read_out(self, pred: Tensor, query: Tensor, concat: Tensor | None = None) -> Tensor:
         """The [PRED] token's final state (B×H) -> the L2-normalised prediction (B×D_out).
 
         One place for every forward (eager, serving, export), so none can drop the residual.
@@ -235,6 +280,8 @@ class EmbeddingPredictor(nn.Module):
         out = self.output_proj(self.norm(pred))  # (B, D_out)
         if self.config.residual:
             out = query + out  # a correction of the query's own embedding
+            if self.config.concat_input and concat is not None:
+                out = out + self.concat_gate * concat  # the free mix, its share learned
         return F.normalize(out, dim=-1)
 
     def _positions_and_mask(
@@ -244,22 +291,27 @@ class EmbeddingPredictor(nn.Module):
         context_mask: Tensor | None,
         device: torch.device,
     ) -> tuple[Tensor, Tensor | None]:
-        """Recency positions (B or 1, N+2) and a key mask (B, 1, 1, N+2), None when unpadded."""
+        """Recency positions (B or 1, S) and a key mask (B, 1, 1, S), None when unpadded."""
         n_max = self.config.max_context_length
-        edge = torch.tensor([n_max + 1], device=device)
+        edge = torch.arange(n_max + 1, self.pos_embedding.shape[1], device=device)  # q ([CAT])
         if context_mask is None:
             context_pos = torch.arange(n_max + 1 - N, n_max + 1, device=device)  # (N,)
-            return torch.cat([edge * 0, context_pos, edge]).unsqueeze(0), None
+            return torch.cat([edge[:1] * 0, context_pos, edge]).unsqueeze(0), None
         real = context_mask.long()  # (B, N)
         later = real.flip(1).cumsum(1).flip(1) - real  # real turns after each slot
         context_pos = (n_max - later) * real  # padded slots -> 0, never attended to
-        positions = torch.cat([(edge * 0).expand(B, 1), context_pos, edge.expand(B, 1)], dim=1)
+        positions = torch.cat([(edge[:1] * 0).expand(B, 1), context_pos, edge.expand(B, -1)], dim=1)
         keep = torch.ones(B, 1, dtype=torch.bool, device=device)
-        key_mask = torch.cat([keep, context_mask, keep], dim=1)  # (B, N+2)
+        key_mask = torch.cat([keep, context_mask, keep.expand(B, edge.numel())], dim=1)  # (B, S)
         return positions, key_mask[:, None, None, :]
 
     def validate_inputs(
-        self, context: Tensor, query: Tensor, context_mask: Tensor | None = None
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor | None = None,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
     ) -> None:
         """Raise :class:`PredictorError` naming what is wrong with the inputs, before any math."""
         for name, value in (("context", context), ("query", query)):
@@ -276,6 +328,21 @@ class EmbeddingPredictor(nn.Module):
         self._validate_values("query", query, device, dtype)
         if context_mask is not None:
             self._validate_mask(context_mask, B, N, device)
+        if context_roles is not None:
+            _validate_roles(context_roles, B, N, device)
+        if self.config.concat_input != (concat is not None):
+            raise PredictorError(
+                "this model reads concat (B×D: history + query embedded as one text); pass it"
+                if self.config.concat_input
+                else "concat given but this model has no concat_input; leave it out"
+            )
+        if concat is not None:
+            if not isinstance(concat, Tensor) or tuple(concat.shape) != tuple(query.shape):
+                raise PredictorError(
+                    f"concat must be a tensor shaped like query {tuple(query.shape)}, got "
+                    f"{getattr(concat, 'shape', type(concat).__name__)}"
+                )
+            self._validate_values("concat", concat, device, dtype)
 
     @staticmethod
     def _validate_values(
@@ -320,3 +387,22 @@ class EmbeddingPredictor(nn.Module):
             raise PredictorError(
                 f"context_mask is on {context_mask.device} but the model is on {device}"
             )
+
+
+def _validate_roles(context_roles: Tensor, B: int, N: int, device: torch.device) -> None:
+    """Role ids (0 unknown, 1 user, 2 system) per context slot."""
+    if not isinstance(context_roles, Tensor) or context_roles.dtype != torch.long:
+        got = getattr(context_roles, "dtype", type(context_roles).__name__)
+        raise PredictorError(f"context_roles must be an int64 tensor, got {got}")
+    if tuple(context_roles.shape) != (B, N) or context_roles.device != device:
+        raise PredictorError(
+            f"context_roles must have shape (B, N) = {(B, N)} on {device}, got "
+            f"{tuple(context_roles.shape)} on {context_roles.device}"
+        )
+    if context_roles.numel() and (
+        int(context_roles.min()) < 0 or int(context_roles.max()) >= NUM_ROLE_IDS
+    ):
+        raise PredictorError(
+            f"context_roles holds ids outside [0, {NUM_ROLE_IDS}); expected 0 unknown, 1 user, "
+            "2 system"
+        )

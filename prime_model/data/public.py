@@ -1,4 +1,4 @@
-"""Adapters for public conversational datasets: QReCC, TopiOCQA and CANARD.
+"""Adapters for public conversational datasets: QReCC, TopiOCQA, CANARD and doc2dial.
 
 Each adapter maps one release's records to the turn schema: the dataset's 1-based turn numbers
 become 0-based ``turn`` values, and targets a retriever cannot use (TopiOCQA ``UNANSWERABLE``,
@@ -14,6 +14,7 @@ from typing import Final
 
 import pandas as pd
 
+from prime_model.data.doc2dial import doc2dial_rows
 from prime_model.data.records import (
     Record,
     check_file,
@@ -28,7 +29,7 @@ from prime_model.data.records import (
     text_field,
     turn_number,
 )
-from prime_model.data.schema import COLUMNS, conform_frame
+from prime_model.data.schema import COLUMNS, ROLE_COLUMN, conform_frame
 from prime_model.errors import DataValidationError
 from prime_model.parsing import shown
 
@@ -38,11 +39,13 @@ PUBLIC_TARGETS: Final = {
     "qrecc": ("answer", "rewrite"),
     "topiocqa": ("passage", "answer"),
     "canard": ("rewrite", "answer"),
+    "doc2dial": ("passage", "answer"),
 }
 WHY_NOT: Final = {
     "qrecc": "it has no gold passage text",
     "topiocqa": "it has no query rewrites",
     "canard": "it has no passages",
+    "doc2dial": "its targets are grounding spans (answer) and their paragraphs (passage)",
 }
 NO_ANSWER: Final = frozenset({"UNANSWERABLE", "CANNOTANSWER"})
 _SHARED_FIELDS: Final = ("Conversation_no", "Turn_no", "Context", "Question")
@@ -61,6 +64,8 @@ def read_public(path: Path, fmt: str, target: str) -> pd.DataFrame:
         )
     if fmt == "canard":
         rows = _canard_rows(path, target)
+    elif fmt == "doc2dial":
+        rows = doc2dial_rows(path, target)
     else:
         to_row = _qrecc_row if fmt == "qrecc" else _topiocqa_row
         rows = [to_row(record, path, i, target) for i, record in enumerate(load_records(path))]
@@ -74,16 +79,23 @@ def read_public(path: Path, fmt: str, target: str) -> pd.DataFrame:
             target,
             "/".join(sorted(NO_ANSWER)),
         )
-    return conform_frame(pd.DataFrame(kept, columns=list(COLUMNS)), source=str(path))
+    return conform_frame(pd.DataFrame(kept, columns=[*COLUMNS, ROLE_COLUMN]), source=str(path))
+
+
+def alternating_roles(history: list[str]) -> list[str]:
+    """Question, answer, question, ...: the history of QReCC and TopiOCQA."""
+    return ["user" if i % 2 == 0 else "system" for i in range(len(history))]
 
 
 def _common_fields(record: Record, path: Path, index: int, fmt: str, field: str) -> Record:
     require(record, (*_SHARED_FIELDS, field), path, index, fmt)
     where = f"record {index} field 'Context'"
+    history = string_list(record["Context"], path, where, _STRINGS)
     return {
         "turn": turn_number(record, "Turn_no", path, index),
-        "history": string_list(record["Context"], path, where, _STRINGS),
+        "history": history,
         "query": text_field(record, "Question", path, index),
+        ROLE_COLUMN: alternating_roles(history),
     }
 
 
@@ -198,7 +210,7 @@ def _canard_tsv_rows(path: Path) -> list[Record]:
         turns.sort()
         asked = [question for _, question, _ in turns]
         rows.extend(
-            _row(dialog, turn, asked[:i], question, rewrite)
+            _row(dialog, turn, asked[:i], question, rewrite, roles=["user"] * i)
             for i, (turn, question, rewrite) in enumerate(turns)
         )
     return rows
@@ -221,7 +233,7 @@ def _canard_json_rows(records: list[Record], path: Path, target: str) -> list[Re
     for dialog, turn, history, question, rewrite in parsed:
         text = rewrite if target == "rewrite" else answers.get((dialog, turn))
         if text is not None:
-            rows.append(_row(dialog, turn, history, question, text))
+            rows.append(_row(dialog, turn, history, question, text, roles=_canard_roles(history)))
     if target == "answer" and len(rows) < len(parsed):
         logger.info(
             "%s: %d of %d turns have no recorded answer (a dialog's last turn) and are dropped",
@@ -249,7 +261,15 @@ def _canard_answers(
     return answers
 
 
-def _row(dialog: str, turn: int, history: list[str], query: str, target: str) -> Record:
+def _canard_roles(history: list[str]) -> list[str]:
+    """Title and section (the system's context) first, then questions and answers."""
+    head = min(2, len(history))
+    return ["system"] * head + alternating_roles(history[head:])
+
+
+def _row(
+    dialog: str, turn: int, history: list[str], query: str, target: str, *, roles: list[str]
+) -> Record:
     return {
         "conversation_id": dialog,
         "turn": turn,
@@ -257,4 +277,5 @@ def _row(dialog: str, turn: int, history: list[str], query: str, target: str) ->
         "query": query,
         "target": target,
         "target_id": None,
+        ROLE_COLUMN: roles,
     }

@@ -14,6 +14,10 @@ query             object (str)    the user's current, possibly ambiguous, questi
 target            object (str)    the content to retrieve: passage, answer or rewrite
 target_id         object (str)    optional id of the target in a corpus; None if unknown
 ================  ==============  ======================================================
+
+A reader that knows who said each history entry adds the optional column ``history_roles``
+(list[str] of :data:`ROLES`, one per history entry); tables without it mean "unknown", which the
+predictor reads as it always did.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ logger = logging.getLogger(__name__)
 COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target", "target_id")
 REQUIRED_COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target")
 INPUT_COLUMNS: Final = ("conversation_id", "turn", "history", "query")  # what prediction reads
+ROLE_COLUMN: Final = "history_roles"
+ROLES: Final = ("user", "system")  # index + 1 is the role id; 0 is unknown (and padding)
 _INT64_LIMIT: Final = 2.0**63  # compared as float: uint64, bool and object columns alike
 DTYPES: Final = {
     "conversation_id": "object",
@@ -87,7 +93,8 @@ def conform_frame(
             f"expected {list(required)} (+ optional {optional}), "
             f"got {list(frame.columns)}"
         )
-    out = _plain_text_columns(frame.reindex(columns=list(COLUMNS)))
+    keep = [*COLUMNS, ROLE_COLUMN] if ROLE_COLUMN in frame.columns else list(COLUMNS)
+    out = _plain_text_columns(frame.reindex(columns=keep))
     if "target" not in frame.columns:  # prediction inputs: no target, and None says so
         out["target"] = pd.Series([None] * len(out), index=out.index, dtype=object)
     # Parquet hands list cells back as numpy arrays: the schema's history is a list
@@ -113,7 +120,42 @@ def conform_frame(
             f"booleans, got e.g. {bad}"
         )
     out["turn"] = turn.astype("int64")
+    if ROLE_COLUMN in out.columns:
+        out[ROLE_COLUMN] = pd.Series(
+            [
+                _roles(r, h, source, row)
+                for row, (r, h) in enumerate(zip(out[ROLE_COLUMN], out["history"], strict=True))
+            ],
+            index=out.index,
+            dtype=object,
+        )
     return out.reset_index(drop=True)
+
+
+def _roles(value: object, history: object, source: str, row: int) -> list[str] | None:
+    """A row's roles: None (unknown) or one of :data:`ROLES` per history entry."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, list) or not all(v in ROLES for v in value):
+        raise DataValidationError(
+            f"{source}: row {row} column {ROLE_COLUMN!r} is {shown(value)}; expected a list of "
+            f"{'/'.join(ROLES)}, one per history entry, or null"
+        )
+    if isinstance(history, list) and len(value) != len(history):
+        raise DataValidationError(
+            f"{source}: row {row} has {len(history)} history entries but {len(value)} roles; "
+            f"expected one role per entry"
+        )
+    return list(value)
+
+
+def role_ids(roles: list[str] | None, length: int) -> list[int]:
+    """Role ids (1 user, 2 system; 0 unknown) for a history of ``length`` entries."""
+    if roles is None:
+        return [0] * length
+    return [ROLES.index(role) + 1 for role in roles]
 
 
 def _plain_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -185,4 +227,10 @@ def truncate_histories(turns: pd.DataFrame, max_context_length: int) -> pd.DataF
             "%d histories truncated to their %d most recent turns", truncated, max_context_length
         )
     out["history"] = pd.Series(kept, index=turns.index, dtype=object)
+    if ROLE_COLUMN in turns.columns:
+        out[ROLE_COLUMN] = pd.Series(
+            [None if r is None else list(r)[-max_context_length:] for r in turns[ROLE_COLUMN]],
+            index=turns.index,
+            dtype=object,
+        )
     return out

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from prime_model.atomic import atomic_file
-from prime_model.data.schema import truncate_histories
+from prime_model.data.schema import ROLE_COLUMN, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.errors import DataValidationError
 from prime_model.parsing import check_regular_file, parse_json, shown
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "prime-encoded-turns"
 FORMAT_VERSION = "1"
 _TENSORS = ("context", "context_mask", "query", "target", "target_index", "corpus", "turns")
+CONCAT_SEPARATOR = " "  # history turns and query, oldest first, as one text
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class EncodedTurns:
 
     context (M×N×D, zero-padded, oldest turn first), context_mask (M×N, True = real turn),
     query (M×D), target (M×D), target_index (M,) into corpus (K×D), plus ids for reporting.
+    Optional: context_roles (M×N int64: 0 unknown, 1 user, 2 system) and concat (M×D, history +
+    query embedded as one text), for predictors that read them.
     """
 
     context: Tensor
@@ -52,6 +55,8 @@ class EncodedTurns:
     corpus_ids: list[str]
     encoder_name: str
     dim: int
+    context_roles: Tensor | None = None
+    concat: Tensor | None = None
 
     def __post_init__(self) -> None:
         m, n = self.context_mask.shape
@@ -68,6 +73,12 @@ class EncodedTurns:
             for name, shape in expected.items()
             if tuple(getattr(self, name).shape) != shape
         ]
+        optional = {"context_roles": (m, n), "concat": (m, self.dim)}
+        wrong += [
+            f"{name} {tuple(getattr(self, name).shape)} != {shape}"
+            for name, shape in optional.items()
+            if getattr(self, name) is not None and tuple(getattr(self, name).shape) != shape
+        ]
         if len(self.conversation_ids) != m:
             wrong.append(f"{len(self.conversation_ids)} conversation_ids for {m} turns")
         if wrong:
@@ -79,7 +90,7 @@ class EncodedTurns:
     def fingerprint(self) -> str:
         """sha256 of every tensor and id: equal fingerprints mean identical training data."""
         digest = hashlib.sha256(f"{self.encoder_name}:{self.dim}".encode())
-        for name in _TENSORS:
+        for name in self._tensor_names():
             digest.update(getattr(self, name).contiguous().numpy().tobytes())
         for ids in (self.conversation_ids, self.corpus_ids):
             digest.update(json.dumps(ids).encode())
@@ -88,7 +99,7 @@ class EncodedTurns:
     def save(self, path: str | Path) -> Path:
         """One safetensors file (ids and encoder in its JSON header); atomic, no pickle."""
         path = Path(path)
-        tensors = {name: getattr(self, name).contiguous() for name in _TENSORS}
+        tensors = {name: getattr(self, name).contiguous() for name in self._tensor_names()}
         header = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -100,6 +111,19 @@ class EncodedTurns:
         with atomic_file(path) as staging:
             save_file(tensors, str(staging), metadata=header)
         return path
+
+    def _tensor_names(self) -> list[str]:
+        return [*_TENSORS, *(name for name in _OPTIONAL if getattr(self, name) is not None)]
+
+    def rows(self, index: Tensor) -> dict[str, Tensor | None]:
+        """The per-turn tensors of rows ``index``, as the model's forward takes them."""
+        return {
+            "context": self.context[index],
+            "query": self.query[index],
+            "context_mask": self.context_mask[index],
+            "context_roles": None if self.context_roles is None else self.context_roles[index],
+            "concat": None if self.concat is None else self.concat[index],
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> EncodedTurns:
@@ -136,6 +160,7 @@ class EncodedTurns:
             )
         return cls(
             **{name: tensors[name] for name in _TENSORS},
+            **{name: tensors.get(name) for name in _OPTIONAL},
             conversation_ids=_id_list(header, "conversation_ids", path),
             corpus_ids=_id_list(header, "corpus_ids", path),
             encoder_name=header["encoder_name"],
@@ -144,6 +169,7 @@ class EncodedTurns:
 
 
 _HEADER = ("conversation_ids", "corpus_ids", "encoder_name", "dim")
+_OPTIONAL = ("context_roles", "concat")
 # name -> (rank, dtypes it may have, what to call them)
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _TENSOR_KINDS: dict[str, tuple[int, tuple[torch.dtype, ...], str]] = {
@@ -154,12 +180,16 @@ _TENSOR_KINDS: dict[str, tuple[int, tuple[torch.dtype, ...], str]] = {
     "corpus": (2, _FLOATS, "floating-point"),
     "target_index": (1, (torch.int64,), "int64"),
     "turns": (1, (torch.int64,), "int64"),
+    "context_roles": (2, (torch.int64,), "int64"),
+    "concat": (2, _FLOATS, "floating-point"),
 }
 
 
 def _check_tensors(path: Path, tensors: Mapping[str, Tensor]) -> None:
     """Ranks, dtypes and the corpus index range, so a foreign file fails here, typed."""
     for name, (rank, dtypes, kind) in _TENSOR_KINDS.items():
+        if name in _OPTIONAL and name not in tensors:
+            continue
         tensor = tensors[name]
         if tensor.dim() != rank or tensor.dtype not in dtypes:
             raise DataValidationError(
@@ -222,24 +252,57 @@ def _texts(frame: pd.DataFrame) -> Iterable[str]:
 
 
 def encode_splits(
-    splits: Mapping[str, pd.DataFrame], encoder: YEncoder, max_context_length: int
+    splits: Mapping[str, pd.DataFrame],
+    encoder: YEncoder,
+    max_context_length: int,
+    *,
+    concat: bool = False,
 ) -> dict[str, EncodedTurns]:
     """Encode each split's turns, calling the encoder once for the union of their unique texts.
 
-    Histories keep their ``max_context_length`` most recent turns.
+    Histories keep their ``max_context_length`` most recent turns. ``concat`` also embeds each
+    turn's history + query as one text (what the concat-text baseline and a predictor with
+    ``concat_input`` read).
     """
     kept = {name: truncate_histories(f, max_context_length) for name, f in splits.items()}
-    table = TextTable((t for frame in kept.values() for t in _texts(frame)), encoder)
+    joined = {name: fitted_concat_texts(f, encoder) if concat else [] for name, f in kept.items()}
+    texts = (t for name, frame in kept.items() for t in (*_texts(frame), *joined[name]))
+    table = TextTable(texts, encoder)
     logger.info("encoded %d unique texts with %s", len(table.row), encoder.name)
-    return {name: _assemble(frame, table, name) for name, frame in kept.items()}
+    return {
+        name: _assemble(frame, table, name, joined[name] or None) for name, frame in kept.items()
+    }
 
 
-def encode_turns(turns: pd.DataFrame, encoder: YEncoder, max_context_length: int) -> EncodedTurns:
+def encode_turns(
+    turns: pd.DataFrame, encoder: YEncoder, max_context_length: int, *, concat: bool = False
+) -> EncodedTurns:
     """Encode one turn table; histories keep their ``max_context_length`` most recent turns."""
-    return encode_splits({"turns": turns}, encoder, max_context_length)["turns"]
+    return encode_splits({"turns": turns}, encoder, max_context_length, concat=concat)["turns"]
 
 
-def _assemble(frame: pd.DataFrame, table: TextTable, name: str) -> EncodedTurns:
+def joined_texts(kept: pd.DataFrame) -> list[str]:
+    """Each turn's (already truncated) history and query, oldest first, as one text."""
+    return [
+        CONCAT_SEPARATOR.join([*history, query])
+        for history, query in zip(kept["history"], kept["query"], strict=True)
+    ]
+
+
+def fitted_concat_texts(kept: pd.DataFrame, encoder: YEncoder) -> list[str]:
+    """History + query as one text per turn, cut from the start to the encoder's token limit.
+
+    ``kept`` already holds truncated histories. An encoder with ``fit_to_limit``
+    (:class:`SentenceTransformerEncoder`) drops the oldest tokens, so the query is never cut.
+    """
+    texts = joined_texts(kept)
+    fit = getattr(encoder, "fit_to_limit", None)
+    return list(fit(texts)) if callable(fit) else texts
+
+
+def _assemble(
+    frame: pd.DataFrame, table: TextTable, name: str, joined: list[str] | None
+) -> EncodedTurns:
     if frame.empty:
         raise DataValidationError(f"{name}: no turns to encode; expected at least one row")
     context, context_mask = table.gather_histories(frame["history"].tolist())
@@ -260,7 +323,19 @@ def _assemble(frame: pd.DataFrame, table: TextTable, name: str) -> EncodedTurns:
         corpus_ids=[corpus_id(first_id[t], t) for t in corpus_texts],
         encoder_name=table.encoder_name,
         dim=table.dim,
+        context_roles=_roles(frame, context_mask.shape[1]),
+        concat=None if joined is None else table.gather(joined),
     )
+
+
+def _roles(frame: pd.DataFrame, width: int) -> Tensor | None:
+    """M×N role ids when the table says who spoke, else None (the model reads no roles)."""
+    if ROLE_COLUMN not in frame.columns:
+        return None
+    ids = torch.zeros(len(frame), width, dtype=torch.long)
+    for i, (roles, history) in enumerate(zip(frame[ROLE_COLUMN], frame["history"], strict=True)):
+        ids[i, : len(history)] = torch.tensor(role_ids(roles, len(history)), dtype=torch.long)
+    return ids
 
 
 def corpus_id(target_id: object, text: str) -> str:

@@ -1,8 +1,9 @@
 """The baselines a predictor must beat, none of which needs a predictor.
 
 ``query-only`` retrieves with the query's own embedding, ``concat-text`` with the Y-Encoder's
-embedding of history + query as one text, ``mean-of-turns`` with the normalised mean of the turn
-embeddings (see :mod:`prime_model.evaluate.evaluation`, which scores them next to the model).
+embedding of history + query as one text, ``query+concat`` with normalize(query + 0.5 ·
+concat-text) and ``mean-of-turns`` with the normalised mean of the turn embeddings (see
+:mod:`prime_model.evaluate.evaluation`, which scores them next to the model).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from torch import Tensor
 
 from prime_model.data.schema import truncate_histories
 from prime_model.encode.encoders import YEncoder
-from prime_model.encode.encoding import EncodedTurns
+from prime_model.encode.encoding import EncodedTurns, fitted_concat_texts, joined_texts
 from prime_model.errors import DataValidationError
 
-CONCAT_SEPARATOR: Final = " "  # history turns and query, oldest first, as one text
+MIX_WEIGHT: Final = 0.5  # query + 0.5 · concat-text: the mix a predictor must beat
 
 
 def query_only(encoded: EncodedTurns) -> Tensor:
@@ -36,11 +37,7 @@ def mean_of_turns(encoded: EncodedTurns) -> Tensor:
 
 def concat_texts(turns: pd.DataFrame, max_context_length: int) -> list[str]:
     """History (its ``max_context_length`` most recent turns) and query joined by a space."""
-    kept = truncate_histories(turns, max_context_length)
-    return [
-        CONCAT_SEPARATOR.join([*history, query])
-        for history, query in zip(kept["history"], kept["query"], strict=True)
-    ]
+    return joined_texts(truncate_histories(turns, max_context_length))
 
 
 def concat_text(turns: pd.DataFrame, encoder: YEncoder, max_context_length: int) -> Tensor:
@@ -49,10 +46,7 @@ def concat_text(turns: pd.DataFrame, encoder: YEncoder, max_context_length: int)
     An encoder with ``fit_to_limit`` (:class:`SentenceTransformerEncoder`) first drops the oldest
     tokens of texts over its token limit, so the query is never the part that is cut.
     """
-    texts = concat_texts(turns, max_context_length)
-    fit = getattr(encoder, "fit_to_limit", None)
-    if callable(fit):
-        texts = list(fit(texts))
+    texts = fitted_concat_texts(truncate_histories(turns, max_context_length), encoder)
     unique = list(dict.fromkeys(texts))
     vectors = encoder.encode(unique)
     if vectors.shape != (len(unique), encoder.dim):
@@ -62,3 +56,8 @@ def concat_text(turns: pd.DataFrame, encoder: YEncoder, max_context_length: int)
         )
     row = {text: i for i, text in enumerate(unique)}
     return torch.from_numpy(vectors).float()[[row[t] for t in texts]]
+
+
+def query_concat_mix(query: Tensor, concat: Tensor, weight: float = MIX_WEIGHT) -> Tensor:
+    """Baseline: normalize(query + weight · concat-text), free and strong on long histories."""
+    return F.normalize(query.float() + weight * concat.float(), dim=-1)

@@ -2,7 +2,8 @@
 
 A predictor is only worth training if it retrieves better than what is free: the query's own
 embedding (``query-only``), history + query embedded as one text by the Y-Encoder
-(``concat-text``) and the normalised mean of the turn embeddings (``mean-of-turns``). Every system
+(``concat-text``), normalize(query + 0.5 · concat-text) (``query+concat``) and the normalised mean
+of the turn embeddings (``mean-of-turns``). Every system
 is scored against the same corpus (the unique targets of the turns) with the same gold items, and
 the results are reported overall and split into first turns (no history: context cannot help)
 and later turns (where it should).
@@ -16,11 +17,16 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from prime_model.data.schema import truncate_histories
+from prime_model.data.schema import ROLES, truncate_histories
 from prime_model.encode.encoders import YEncoder, check_encoder_fits
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import ConfigError, DataValidationError
-from prime_model.evaluate.baselines import concat_text, mean_of_turns, query_only
+from prime_model.evaluate.baselines import (
+    concat_text,
+    mean_of_turns,
+    query_concat_mix,
+    query_only,
+)
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
 from prime_model.evaluate.report import (
     FIRST_TURN,
@@ -52,13 +58,11 @@ def predict_encoded(
     try:
         with torch.inference_mode():
             for start in range(0, len(encoded), size):
-                part = slice(start, start + size)
-                predicted = model(
-                    encoded.context[part].to(device),
-                    encoded.query[part].to(device),
-                    encoded.context_mask[part].to(device),
-                )
-                chunks.append(predicted.float().cpu())
+                rows = encoded.rows(torch.arange(start, min(start + size, len(encoded))))
+                inputs = {k: None if v is None else v.to(device) for k, v in rows.items()}
+                if not model.config.concat_input:
+                    inputs["concat"] = None
+                chunks.append(model(**inputs).float().cpu())
     finally:
         model.train(was_training)
     if not chunks:
@@ -84,22 +88,26 @@ def evaluate(
     encoder: YEncoder,
     *,
     max_context_length: int | None = None,
+    by_history: bool = False,
 ) -> EvaluationTable:
     """Score the model and every baseline on ``encoded`` (made from ``turns`` by ``encoder``).
 
     ``turns`` must be the rows that were encoded, in the same order, and ``max_context_length``
     the value they were encoded with (default: the model's), so concat-text reads the same
-    history turns as the model.
+    history turns as the model. ``by_history`` adds breakdowns by history length and by whether
+    the history holds system turns.
     """
     check_dims(model, encoded, encoder)
     n_max = model.config.max_context_length if max_context_length is None else max_context_length
     _check_columns(turns)
     kept = truncate_histories(turns, n_max)  # once: truncating kept again is a silent no-op
     check_same_turns(encoded, kept, n_max)
+    concat = encoded.concat if encoded.concat is not None else concat_text(kept, encoder, n_max)
     predictions = {
         MODEL: predict_encoded(model, encoded),
         "query-only": query_only(encoded),
-        "concat-text": concat_text(kept, encoder, n_max),
+        "concat-text": concat.float(),
+        "query+concat": query_concat_mix(encoded.query, concat),
         "mean-of-turns": mean_of_turns(encoded),
     }
     ranks = {
@@ -110,6 +118,8 @@ def evaluate(
     # and a first question may come with a title or section as context (CANARD)
     first = ~encoded.context_mask.any(dim=1)
     groups = {FIRST_TURN: first, LATER_TURNS: ~first}
+    if by_history:
+        groups |= history_groups(encoded)
     overall = summarise(ranks)
     return EvaluationTable(
         **overall.model_dump(),
@@ -122,6 +132,16 @@ def evaluate(
             if bool(keep.any())
         },
     )
+
+
+def history_groups(encoded: EncodedTurns) -> dict[str, Tensor]:
+    """Turns by history length (1-4, 5+ entries) and by whether a system turn is in it."""
+    length = encoded.context_mask.sum(1)
+    groups = {"history 1-4": (length >= 1) & (length <= 4), "history 5+": length >= 5}
+    if encoded.context_roles is not None:
+        system = (encoded.context_roles == ROLES.index("system") + 1).any(1)
+        groups |= {"with system turns": system, "user turns only": (length > 0) & ~system}
+    return groups
 
 
 def summarise(ranks: dict[str, Tensor]) -> RetrievalResults:

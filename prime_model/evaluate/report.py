@@ -13,7 +13,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 MODEL: Final = "model"
-BASELINES: Final = ("query-only", "concat-text", "mean-of-turns")
+BASELINES: Final = ("query-only", "concat-text", "query+concat", "mean-of-turns")
 SYSTEMS: Final = (MODEL, *BASELINES)
 HEADLINE_METRIC: Final = "recall@10"  # picks the best baseline and the headline gain
 FIRST_TURN: Final = "first turn"

@@ -67,6 +67,18 @@ class PredictorLightningModule(L.LightningModule):
     def forward(self, context: Tensor, query: Tensor, context_mask: Tensor | None = None) -> Tensor:
         return self.net(context, query, context_mask)  # type: ignore[no-any-return]
 
+    def predict_batch(self, batch: EncodedBatch) -> Tensor:
+        """The net on a batch, with the roles and concat it reads (EncodedTurns checked them)."""
+        dtype = self.net.pred_token.dtype
+        concat = batch.concat if self.predictor_config.concat_input else None
+        return self.net.forward_unchecked(  # type: ignore[no-any-return]
+            batch.context.to(dtype),
+            batch.query.to(dtype),
+            batch.context_mask,
+            batch.context_roles,
+            None if concat is None else concat.to(dtype),
+        )
+
     def _loss(self, batch: EncodedBatch, predicted: Tensor) -> Tensor:
         cfg = self.training_config
         return info_nce_loss(
@@ -78,12 +90,12 @@ class PredictorLightningModule(L.LightningModule):
         )
 
     def training_step(self, batch: EncodedBatch, batch_idx: int) -> Tensor:
-        loss = self._loss(batch, self(batch.context, batch.query, batch.context_mask))
+        loss = self._loss(batch, self.predict_batch(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.query.shape[0])
         return loss
 
     def validation_step(self, batch: EncodedBatch, batch_idx: int) -> None:
-        predicted = self(batch.context, batch.query, batch.context_mask)  # (B, D_out)
+        predicted = self.predict_batch(batch)  # (B, D_out)
         loss = self._loss(batch, predicted)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch.query.shape[0], sync_dist=True)
         corpus = self._val_corpus().to(predicted.device)

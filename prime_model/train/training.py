@@ -90,6 +90,7 @@ def train_predictor(
         val_batch_size=predictor_config.max_batch_size,
         seed=training_config.seed,
         num_workers=training_config.num_workers,
+        conversation_batches=training_config.conversation_batches,
     )
     lightning_dir = output_dir / "lightning"
     # saved after each validation (never mid-epoch), so last.ckpt always has its metrics
@@ -327,6 +328,7 @@ def _early_stopping(cfg: TrainingConfig) -> list[EarlyStopping]:
             monitor=MONITOR,
             mode="max",
             patience=cfg.early_stopping_patience,
+            min_delta=cfg.early_stopping_min_delta,
             check_on_train_epoch_end=False,
         )
     ]
