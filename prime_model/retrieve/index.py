@@ -10,8 +10,10 @@ over 100k × 384 floats streams 150 MB per query.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import pandas as pd
 from pydantic import Field
 from safetensors.numpy import save_file
 
-from prime_model.atomic import WriteError, atomic_directory, check_replaceable, sha256_file
+from prime_model.atomic import atomic_directory, check_replaceable, sha256_file
 from prime_model.config import FrozenConfig
 from prime_model.errors import RetrievalError
 from prime_model.parsing import has_lone_surrogate, shown
@@ -139,7 +141,11 @@ class _Hnsw:
         try:
             faiss.write_index(self.index, str(path))
         except RuntimeError as exc:  # FAISS reports a failed write (full disk) this way
-            raise WriteError(f"cannot write {path}: FAISS: {shown(str(exc))}") from None
+            # "... 4331 != 68568 (File too large)": keep the OS's reason for atomic_directory
+            reason = re.search(r"\(([^()]+)\)\W*$", str(exc))
+            raise OSError(
+                errno.EIO, f"FAISS could not write the index ({reason[1] if reason else exc})"
+            ) from None
 
 
 class RetrievalIndex:
