@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -158,16 +158,13 @@ def _scope(length: int) -> dict[str, Any]:
 def test_a_client_gone_mid_upload_logs_no_traceback(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    messages = [
-        {"type": "http.request", "body": b'{"query": "half a bo', "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[dict[str, Any]] = []
+    messages: list[MutableMapping[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     async def run() -> None:
