@@ -40,9 +40,9 @@ from prime_model.atomic import atomic_directory, write_text_synced
 from prime_model.encode.cache import default_cache_dir
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.identity import encoder_fingerprint
-from prime_model.errors import ExportError, PrimeError
+from prime_model.errors import DataValidationError, ExportError, PrimeError
 from prime_model.logs import quiet_loggers
-from prime_model.parsing import check_regular_file, parse_json
+from prime_model.parsing import check_regular_file, has_lone_surrogate, parse_json
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -213,6 +213,12 @@ class OnnxTextEncoder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         texts = list(texts)
+        bad = next((i for i, text in enumerate(texts) if has_lone_surrogate(text)), None)
+        if bad is not None:  # the tokenizer would raise a bare TypeError deep inside
+            raise DataValidationError(
+                f"text {bad} holds a lone surrogate (such as \\ud800), which has no UTF-8 form; "
+                "expected valid Unicode text"
+            )
         if len(texts) <= self.batch_size:
             return self._run(self._session, texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
