@@ -20,10 +20,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from prime_model.errors import ConfigError
+from prime_model.encode.encoders import EncoderConfig
+from prime_model.encode.onnx_encoder import OnnxTextEncoder
+from prime_model.errors import ConfigError, DataValidationError, RequestError
 from prime_model.retrieve import app as app_module
 from prime_model.retrieve.app import MAX_ERROR_CHARS, create_app
-from prime_model.retrieve.request import MAX_HISTORY_ITEMS, MAX_LISTED_ERRORS
+from prime_model.retrieve.request import MAX_HISTORY_ITEMS, MAX_LISTED_ERRORS, parse_request
 from prime_model.retrieve.service import Retriever
 from tests.conftest import CountingEncoder
 from tests.prime_model.retrieve.support import TINY, tiny_retriever
@@ -66,6 +68,20 @@ def test_a_lone_surrogate_is_a_400_naming_it_not_a_plain_text_500(
 def test_a_valid_surrogate_pair_is_an_ordinary_character(client: TestClient) -> None:
     response = client.post("/retrieve", content=b'{"query": "rocket \\ud83d\\ude80?"}')
     assert response.status_code == 200, response.text
+
+
+def test_python_callers_get_the_same_refusal_as_http_clients() -> None:
+    """The ZenML step hands parse_request a dict, not JSON: checked after validation too."""
+    with pytest.raises(RequestError, match=r"history\[0\] holds a lone surrogate"):
+        parse_request({"query": "q", "history": ["\udc00"]})
+
+
+def test_the_onnx_encoder_refuses_a_lone_surrogate_with_a_typed_error() -> None:
+    """Behind the parser, the serving encoder still never hands one to the tokenizer."""
+    encoder = OnnxTextEncoder(EncoderConfig(device="cpu"))
+    with pytest.raises(DataValidationError, match="text 1 holds a lone surrogate"):
+        encoder.encode(["fine", "bad \ud800"])
+    assert encoder.encode(["fine"]).shape == (1, encoder.dim)
 
 
 def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
