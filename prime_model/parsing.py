@@ -21,6 +21,7 @@ from typing import Any, Final
 import yaml
 
 from prime_model.errors import ConfigError, PrimeError
+from prime_model.unicode_checks import lone_surrogate_at, may_hold_surrogate
 
 MAX_JSON_DEPTH: Final = 100
 """Deepest ``[``/``{`` nesting accepted; far below where CPython's JSON parser recurses out."""
@@ -42,8 +43,6 @@ BLANK_PATTERN: Final = rf"^[{INVISIBLE}]*$"
 """A text that is empty, or whitespace and invisible characters only."""
 _BLANK: Final = re.compile(rf"[{INVISIBLE}]*")
 
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _JSON_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _JSON_BRACKET: Final = re.compile(r"[\[\]{}]")
 
@@ -81,31 +80,6 @@ def shown(value: object, limit: int = 200) -> str:
 def is_blank(text: str) -> bool:
     """Whether ``text`` shows nothing: ``str.strip`` keeps U+200B, U+2060, U+FEFF, ..."""
     return _BLANK.fullmatch(text) is not None
-
-
-def has_lone_surrogate(text: str) -> bool:
-    """Whether ``text`` holds a surrogate code point: valid in JSON (``"\\ud800"``) and in a
-    Python ``str``, but with no UTF-8 form, so a tokenizer, Parquet or a hash of it fails."""
-    return _SURROGATE.search(text) is not None
-
-
-def lone_surrogate_at(value: object) -> str | None:
-    """Where in a parsed JSON value a string (or key) holds a lone surrogate, as ``a.b[2]``;
-    None when nowhere. Iterative: depth is bounded by the parser, not by Python's stack."""
-    stack: list[tuple[object, str]] = [(value, "")]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            if has_lone_surrogate(item):
-                return where or "the value"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if has_lone_surrogate(key):
-                    return f"a key in {where or 'the top-level object'}"
-                stack.append((child, f"{where}.{key}" if where else str(key)))
-        elif isinstance(item, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
-    return None
 
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -195,7 +169,7 @@ def parse_json(
             f"{where}: JSON number{on} has more than {_int_digit_limit()} digits; expected "
             f"{expected} with numbers of at most {_int_digit_limit()} digits"
         ) from None
-    if _SURROGATE_ESCAPE.search(text) or has_lone_surrogate(text):
+    if may_hold_surrogate(text):
         found = lone_surrogate_at(value)
         if found is not None:
             raise error(

@@ -16,7 +16,8 @@ import numpy as np
 
 from prime_model.data.decompress import gunzip_bounded
 from prime_model.errors import DataValidationError
-from prime_model.parsing import check_regular_file, has_lone_surrogate, parse_json, shown
+from prime_model.parsing import check_regular_file, parse_json, shown
+from prime_model.unicode_checks import has_lone_surrogate
 
 Record = dict[str, Any]
 GZIP_SUFFIX: Final = ".gz"

@@ -42,7 +42,8 @@ from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncode
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import DataValidationError, ExportError, PrimeError
 from prime_model.logs import quiet_loggers
-from prime_model.parsing import check_regular_file, has_lone_surrogate, parse_json
+from prime_model.parsing import check_regular_file, parse_json
+from prime_model.unicode_checks import has_lone_surrogate
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -114,7 +114,11 @@ def _read_meta(directory: Path) -> dict[str, Any]:
         )
     fields = {"dim": int, "count": int, "encoder_name": str, "config": dict, "sha256": dict}
     wrong = [k for k, kind in fields.items() if not isinstance(meta.get(k), kind)]
-    wrong += [k for k in ("dim", "count") if k not in wrong and not 0 < meta[k] < 1 << 40]
+    wrong += [
+        k
+        for k in ("dim", "count")
+        if k not in wrong and (isinstance(meta[k], bool) or not 0 < meta[k] < 1 << 40)
+    ]
     fingerprint = meta.get("encoder_fingerprint")
     if fingerprint is not None and not isinstance(fingerprint, str):
         wrong.append("encoder_fingerprint")

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from prime_model.config import describe_validation_error
 from prime_model.errors import RequestError
-from prime_model.parsing import has_lone_surrogate, is_blank, parse_json, shown
+from prime_model.parsing import is_blank, parse_json, shown
+from prime_model.unicode_checks import has_lone_surrogate
 
 MAX_BODY_BYTES: Final = 1 << 20
 """Largest request body read: ten 20k-character turns fit many times over."""

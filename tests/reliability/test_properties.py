@@ -34,9 +34,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 from prime_model.data import read_turns  # noqa: E402
 from prime_model.errors import DataValidationError, PrimeError  # noqa: E402
-from prime_model.parsing import has_lone_surrogate, is_blank, parse_json  # noqa: E402
+from prime_model.parsing import is_blank, parse_json  # noqa: E402
 from prime_model.retrieve.app import MAX_ERROR_CHARS, create_app  # noqa: E402
 from prime_model.retrieve.corpus import read_corpus  # noqa: E402
+from prime_model.unicode_checks import has_lone_surrogate  # noqa: E402
 from tests.prime_model.retrieve.support import tiny_retriever  # noqa: E402
 
 BOUNDED = settings(
