@@ -7,11 +7,20 @@ request gets the same :class:`~prime_model.errors.RequestError` message from eit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, Self, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from prime_model.config import describe_validation_error
+from prime_model.data.schema import ROLES
 from prime_model.errors import RequestError
 from prime_model.parsing import is_blank, parse_json, shown
 from prime_model.unicode_checks import has_lone_surrogate
@@ -28,6 +37,16 @@ MAX_HISTORY_ITEMS: Final = 1_000
 EXAMPLE: Final = '{"history": ["Who founded Vulith Works?"], "query": "Where was she born?"}'
 
 
+Role: TypeAlias = Literal["user", "system"]  # data.schema.ROLES: ids 1 and 2, 0 is unknown
+TURN_EXAMPLE: Final = '{"role": "user", "text": "Who founded Vulith Works?"} (role: user or system)'
+_TURN_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {"role": {"enum": list(ROLES)}, "text": {"type": "string"}},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+
+
 class RequestTooLargeError(RequestError):
     """The body is over :data:`MAX_BODY_BYTES` (HTTP 413)."""
 
@@ -37,13 +56,77 @@ class MalformedRequestError(RequestError):
 
 
 class RetrievalRequest(BaseModel):
-    """The conversation so far (oldest turn first) and the user's current query."""
+    """The conversation so far (oldest turn first) and the user's current query.
+
+    History entries are texts or ``{"role": "user"|"system", "text": ...}`` objects; objects are
+    split into ``history`` (texts) and ``history_roles`` here, so the rest of the service reads
+    plain texts. A parallel ``history_roles`` list works too; a turn without a role is unknown,
+    which the predictor reads as it always did.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    history: list[StrictStr] = Field(default_factory=list, description="previous turns")
+    history: list[StrictStr] = Field(
+        default_factory=list,
+        description="previous turns: texts, or objects with a role and a text",
+        json_schema_extra={"items": {"anyOf": [{"type": "string"}, _TURN_SCHEMA]}},
+    )
+    history_roles: list[Role | None] | None = Field(
+        None, description="who said each history entry (null: unknown); one per entry"
+    )
     query: StrictStr = Field(description="the user's current, possibly ambiguous, question")
     top_k: StrictInt = Field(10, ge=1, le=MAX_TOP_K, description="how many items to return")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_turn_objects(cls, data: Any) -> Any:
+        return split_turn_objects(data)
+
+    @model_validator(mode="after")
+    def _one_role_per_turn(self) -> Self:
+        if self.history_roles is not None and len(self.history_roles) != len(self.history):
+            raise ValueError(
+                f"history_roles has {len(self.history_roles)} entries for {len(self.history)} "
+                "history entries; expected one role (user, system or null) per entry"
+            )
+        return self
+
+    def role_ids(self) -> list[int]:
+        """The predictor's role id per history entry: 1 user, 2 system, 0 unknown."""
+        roles = self.history_roles or [None] * len(self.history)
+        return [0 if role is None else ROLES.index(role) + 1 for role in roles]
+
+
+def split_turn_objects(data: Any) -> Any:
+    """A body whose history holds role/text objects, as texts plus a parallel ``history_roles``;
+    anything else unchanged (the field validation then says what is wrong with it)."""
+    history = data.get("history") if isinstance(data, Mapping) else None
+    if not isinstance(history, list) or not any(isinstance(e, Mapping) for e in history):
+        return data
+    if data.get("history_roles") is not None:
+        raise ValueError(
+            "roles are given twice: as history objects and as history_roles; expected one of them"
+        )
+    texts: list[Any] = []
+    roles: list[Any] = []
+    for index, entry in enumerate(history):
+        if not isinstance(entry, Mapping):
+            texts.append(entry)
+            roles.append(None)
+            continue
+        unknown = [key for key in entry if key not in ("role", "text")]
+        if unknown or "text" not in entry:
+            problem = f"unknown keys {shown(unknown[:5])}" if unknown else "no 'text'"
+            raise ValueError(f"history[{index}] has {problem}; expected {TURN_EXAMPLE}")
+        role = entry.get("role")
+        if role is not None and (not isinstance(role, str) or role not in ROLES):
+            raise ValueError(
+                f"history[{index}].role is {shown(role)}; expected one of {', '.join(ROLES)} "
+                "(or no role: unknown)"
+            )
+        texts.append(entry["text"])
+        roles.append(role)
+    return {**data, "history": texts, "history_roles": roles}
 
 
 def parse_request_json(body: bytes | str) -> Mapping[str, Any]:
@@ -80,12 +163,13 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RetrievalRequest:
         raise MalformedRequestError(
             f"request is a {type(body).__name__}; expected a JSON object such as {EXAMPLE}"
         )
-    history = body.get("history")
-    if isinstance(history, list) and len(history) > MAX_HISTORY_ITEMS:
-        raise RequestError(
-            f"history has {len(history)} entries; expected at most {MAX_HISTORY_ITEMS} turns "
-            "(send the most recent ones)"
-        )
+    for name in ("history", "history_roles"):
+        history = body.get(name)
+        if isinstance(history, list) and len(history) > MAX_HISTORY_ITEMS:
+            raise RequestError(
+                f"{name} has {len(history)} entries; expected at most {MAX_HISTORY_ITEMS} turns "
+                "(send the most recent ones)"
+            )
     try:
         request = RetrievalRequest.model_validate(dict(body))
     except ValidationError as exc:

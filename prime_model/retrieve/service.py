@@ -8,13 +8,17 @@ unseen texts, one predictor call and one index search. Everything a request can 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import pandas as pd
 
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, YEncoder
+from prime_model.encode.encoding import joined_texts
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.encode.onnx_encoder import OnnxEncoderError, OnnxTextEncoder
@@ -76,6 +80,15 @@ class Retriever:
         self.predictor, self.encoder, self.index = predictor, encoder, index
         self.model_version = model_version
         self.max_turns = config.max_context_length
+        self._fit = _token_fitter(encoder) if config.concat_input else None
+        self._fit_lock = threading.Lock()  # fast tokenizers refuse concurrent use
+        if config.concat_input and self._fit is None:
+            logger.warning(
+                "the predictor reads history + query as one text, but the Y-Encoder %r offers no "
+                "fit_to_limit: a text over its token limit loses its end (the query) instead of "
+                "its oldest tokens, unlike in training",
+                encoder.name,
+            )
 
     def check(self, request: RetrievalRequest) -> None:
         """What only this model can refuse: more turns than it reads."""
@@ -88,14 +101,29 @@ class Retriever:
     def answer(self, request: RetrievalRequest) -> RetrievalAnswer:
         start = time.perf_counter()
         self.check(request)
-        vectors = self.encoder.encode([*request.history, request.query])
+        n, reads_concat = len(request.history), self.predictor.config.concat_input
+        joined = [self.concat_text(request)] if reads_concat else []
+        vectors = self.encoder.encode([*request.history, request.query, *joined])
         dim = vectors.shape[1]
-        context = vectors[:-1].reshape(1, len(request.history), dim)
-        mask = np.ones((1, len(request.history)), dtype=np.bool_)
-        predicted = self.predictor.predict(context, vectors[-1:], mask)
+        context = vectors[:n].reshape(1, n, dim)
+        mask = np.ones((1, n), dtype=np.bool_)
+        extra = {"concat": vectors[n + 1 :]} if reads_concat else {}  # only what the model reads
+        if self.predictor.config.role_embedding and request.history_roles is not None:
+            extra["context_roles"] = np.array([request.role_ids()], dtype=np.int64)
+        predicted = self.predictor.predict(context, vectors[n : n + 1], mask, **extra)
         hits = self.index.search(predicted, request.top_k)[0]
         took_ms = (time.perf_counter() - start) * 1000
         return RetrievalAnswer(hits, self.model_version, self.predictor.backend, took_ms)
+
+    def concat_text(self, request: RetrievalRequest) -> str:
+        """History + query as one text, cut from the start to the encoder's token limit: what
+        training embedded for a ``concat_input`` model (``fitted_concat_texts``)."""
+        frame = pd.DataFrame({"history": [list(request.history)], "query": [request.query]})
+        texts = joined_texts(frame)
+        if self._fit is None:
+            return texts[0]
+        with self._fit_lock:
+            return self._fit(texts)[0]
 
     def warmup(self) -> None:
         """One request through every part, so the first real one pays no lazy set-up."""
@@ -137,6 +165,19 @@ def _identity_problems(index: SearchIndex, encoder: YEncoder) -> list[str]:
             "weights): rebuild the index with this encoder, or serve with the one that built it"
         ]
     return []
+
+
+def _token_fitter(encoder: object) -> Callable[[Sequence[str]], list[str]] | None:
+    """The ``fit_to_limit`` of the encoder or of one it wraps (``inner``): what training used
+    to cut history + query texts (``fitted_concat_texts``); None when none offers it."""
+    for _ in range(8):  # wrappers of wrappers; never a cycle
+        fit = getattr(encoder, "fit_to_limit", None)
+        if callable(fit):
+            return cast(Callable[[Sequence[str]], list[str]], fit)
+        encoder = getattr(encoder, "inner", None)
+        if encoder is None:
+            break
+    return None
 
 
 def serving_encoder(config: EncoderConfig) -> LruEncoder:

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from prime_model.atomic import atomic_file
 from prime_model.config import PredictorConfig
-from prime_model.data.schema import truncate_histories
+from prime_model.data.schema import ROLE_COLUMN, ROLES, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
-from prime_model.encode.encoding import TextTable
+from prime_model.encode.encoding import TextTable, fitted_concat_texts
 from prime_model.errors import DataValidationError, PrimeError
 from prime_model.parsing import check_regular_file, shown
 
@@ -32,7 +32,8 @@ DEFAULT_BATCH_SIZE = 32
 
 
 class Predicts(Protocol):
-    """The inference interface every backend offers."""
+    """The inference interface every backend offers. ``context_roles`` and ``concat`` are passed
+    as keywords, and only to a model whose config reads them, so a plain model needs neither."""
 
     @property
     def config(self) -> PredictorConfig: ...
@@ -54,7 +55,10 @@ def predict_turns(
     """``conversation_id``, ``turn`` and ``embedding`` (float32 list) for every turn, in order.
 
     Histories keep the model's ``max_context_length`` most recent turns, as in training; batches
-    are at most ``batch_size`` and never above the model's ``max_batch_size``.
+    are at most ``batch_size`` and never above the model's ``max_batch_size``. A model with
+    ``role_embedding`` gets the ``history_roles`` column's roles (unknown without it); one with
+    ``concat_input`` gets history + query embedded as one text, fitted to the encoder's token
+    limit exactly as in training.
     """
     if turns.empty:
         raise DataValidationError("no turns to predict; expected at least one row")
@@ -66,13 +70,20 @@ def predict_turns(
     kept = truncate_histories(turns, config.max_context_length)
     histories: list[list[str]] = kept["history"].tolist()
     queries: list[str] = kept["query"].tolist()
-    table = TextTable([t for h in histories for t in h] + queries, encoder)
+    joined = fitted_concat_texts(kept, encoder) if config.concat_input else []
+    table = TextTable([t for h in histories for t in h] + queries + joined, encoder)
+    roles = _role_table(kept, config.max_context_length) if config.role_embedding else None
     chunks = []
     for start in range(0, len(kept), batch_size):
         stop = start + batch_size
         context, mask = table.gather_histories(histories[start:stop])
         query = table.gather(queries[start:stop])
-        chunks.append(predictor.predict(context.numpy(), query.numpy(), mask.numpy()))
+        extra: dict[str, np.ndarray] = {}
+        if roles is not None:
+            extra["context_roles"] = roles[start:stop, : mask.shape[1]]
+        if config.concat_input:
+            extra["concat"] = table.gather(joined[start:stop]).numpy()
+        chunks.append(predictor.predict(context.numpy(), query.numpy(), mask.numpy(), **extra))
     embeddings = np.concatenate(chunks).astype(np.float32, copy=False)
     logger.info("predicted %d embeddings of dimension %d", *embeddings.shape)
     return pd.DataFrame(
@@ -82,6 +93,27 @@ def predict_turns(
             EMBEDDING_COLUMN: list(embeddings),
         }
     )
+
+
+def _role_table(kept: pd.DataFrame, width: int) -> np.ndarray | None:
+    """M×width role ids (1 user, 2 system, 0 unknown/padding) from ``history_roles``, aligned
+    with the histories as ``gather_histories`` lays them out (oldest first, padding at the
+    end); None without the column: every role unknown, as the model reads no roles."""
+    if ROLE_COLUMN not in kept.columns:
+        return None
+    ids = np.zeros((len(kept), width), dtype=np.int64)
+    for row, (roles, history) in enumerate(zip(kept[ROLE_COLUMN], kept["history"], strict=True)):
+        try:
+            known = role_ids(None if roles is None else list(roles), len(history))
+        except (TypeError, ValueError):  # a frame that did not pass through conform_frame
+            known = []
+        if len(known) != len(history):
+            raise DataValidationError(
+                f"row {row}: {ROLE_COLUMN} is {shown(roles)} for {len(history)} history entries; "
+                f"expected one of {'/'.join(ROLES)} per entry, or null"
+            )
+        ids[row, : len(history)] = known
+    return ids
 
 
 def save_embeddings(predictions: pd.DataFrame, path: str | Path) -> Path:

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from prime_model.checkpoint import PredictorCheckpoint, load_checkpoint
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import ExportError
-from prime_model.model import EmbeddingPredictor
+from prime_model.model import NUM_ROLE_IDS, EmbeddingPredictor
 from prime_model.serve.inference import Batch, ParityStats, parity
+from prime_model.serve.inputs import forward_args
 from prime_model.serve.onnx_file import VerifiedOnnx, verify_onnx, write_bytes_atomic
 from prime_model.serve.onnx_graph import DEFAULT_OPSET, cpu_float_copy, to_onnx_model
 from prime_model.serve.onnx_runtime import OnnxPredictor
@@ -50,7 +51,8 @@ class ExportResult(BaseModel):
 
 def random_batches(model: EmbeddingPredictor, seed: int = 0) -> list[Batch]:
     """Shapes that exercise the dynamic axes and the mask: a full batch-1 row, a batch with
-    random padding and one all-padding context row, and a shorter context."""
+    random padding and one all-padding context row, and a shorter context; random roles and
+    concat too, for a model that reads them."""
     cfg = model.config
     rng = np.random.default_rng(seed)
     n_max, D = cfg.max_context_length, cfg.input_dim
@@ -64,26 +66,35 @@ def random_batches(model: EmbeddingPredictor, seed: int = 0) -> list[Batch]:
             mask[-1] = False
         if B == 1 and n_max == N:
             mask[:] = True
-        batches.append(
-            Batch(
-                rng.standard_normal((B, N, D)).astype(np.float32),
-                rng.standard_normal((B, D)).astype(np.float32),
-                mask,
-            )
-        )
+        context = rng.standard_normal((B, N, D)).astype(np.float32)
+        query = rng.standard_normal((B, D)).astype(np.float32)
+        roles = rng.integers(0, NUM_ROLE_IDS, (B, N)) if cfg.role_embedding else None
+        concat = rng.standard_normal((B, D)).astype(np.float32) if cfg.concat_input else None
+        batches.append(Batch(context, query, mask, roles, concat))
     return batches
 
 
-def encoded_batches(encoded: EncodedTurns, rows: int = REAL_PARITY_ROWS) -> list[Batch]:
-    """Up to ``rows`` real turns, in chunks no larger than a typical inference batch."""
+def encoded_batches(
+    encoded: EncodedTurns, rows: int = REAL_PARITY_ROWS, *, concat: bool = False
+) -> list[Batch]:
+    """Up to ``rows`` real turns, in chunks no larger than a typical inference batch, with their
+    roles when known; ``concat``: the model reads concat, so ``encoded`` must hold it."""
+    if concat and encoded.concat is None:
+        raise ExportError(
+            "the model reads concat but the reference inputs hold none; expected turns encoded "
+            "with concat=True (prime_model.encode.encoding.encode_turns)"
+        )
     out = []
     for start in range(0, min(rows, len(encoded)), 16):
         part = slice(start, min(start + 16, rows))
+        roles, joined = encoded.context_roles, encoded.concat if concat else None
         out.append(
             Batch(
                 encoded.context[part].float().numpy(),
                 encoded.query[part].float().numpy(),
                 encoded.context_mask[part].numpy(),
+                None if roles is None else roles[part].numpy(),
+                None if joined is None else joined[part].float().numpy(),
             )
         )
     return out
@@ -96,13 +107,7 @@ def measure_parity(
     reference, candidate = [], []
     for batch in batches:
         with torch.inference_mode():
-            reference.append(
-                model.forward_unchecked(
-                    torch.from_numpy(batch.context),
-                    torch.from_numpy(batch.query),
-                    torch.from_numpy(batch.context_mask),
-                ).numpy()
-            )
+            reference.append(model.forward_unchecked(*forward_args(batch)).numpy())
         candidate.append(predictor.predict_batch(batch))
     return parity(np.concatenate(candidate), np.concatenate(reference))
 
@@ -141,7 +146,8 @@ def _export_checked(
     stats = {"random": measure_parity(predictor, reference, random_batches(reference))}
     _check(stats["random"], "random")
     if reference_inputs is not None and len(reference_inputs):
-        stats["real"] = measure_parity(predictor, reference, encoded_batches(reference_inputs))
+        real = encoded_batches(reference_inputs, concat=reference.config.concat_input)
+        stats["real"] = measure_parity(predictor, reference, real)
         _check(stats["real"], "real")
     return verified, stats
 
@@ -156,9 +162,11 @@ def export_onnx(
     """Export a predictor (model, loaded checkpoint or checkpoint directory) to one ``.onnx``.
 
     The graph takes ``context`` (B×N×D float32), ``query`` (B×D) and ``context_mask`` (B×N bool)
-    with dynamic B and N and returns ``embedding`` (B×D_out). It is checked with onnx.checker and
-    against eager on random inputs and on ``reference_inputs`` (real encoded turns) before it is
-    written atomically; a mismatch raises :class:`ExportError` and writes nothing.
+    with dynamic B and N, plus ``context_roles`` (B×N int64) and ``concat`` (B×D float32) when
+    the config has ``role_embedding`` / ``concat_input``, and returns ``embedding`` (B×D_out).
+    It is checked with onnx.checker and against eager on random inputs and on
+    ``reference_inputs`` (real encoded turns) before it is written atomically; a mismatch
+    raises :class:`ExportError` and writes nothing.
     """
     started = time.perf_counter()
     target = _check_target(Path(path))

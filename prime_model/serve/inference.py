@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final, TypeAlias, cast
+from typing import Final, cast
 
 import numpy as np
-import numpy.typing as npt
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
@@ -23,111 +21,43 @@ from torch import Tensor, nn
 from prime_model.config import PredictorConfig
 from prime_model.devices import check_device
 from prime_model.errors import PredictorError
-from prime_model.model import EmbeddingPredictor, check_shapes, layout_problem, value_problem
+from prime_model.model import EmbeddingPredictor
+from prime_model.serve.inputs import (
+    CONCAT_NEEDED,
+    ArrayLike,
+    Batch,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    forward_args,
+    prepare_inputs,
+    zero_batch,
+)
 
 logger = logging.getLogger(__name__)
 
-ArrayLike: TypeAlias = npt.NDArray[Any] | Tensor
-FloatArray: TypeAlias = npt.NDArray[np.float32]
-BoolArray: TypeAlias = npt.NDArray[np.bool_]
+__all__ = [  # Batch and friends live in prime_model.serve.inputs; importers keep this path
+    "BACKENDS",
+    "DEFAULT_BUCKETS",
+    "ArrayLike",
+    "Batch",
+    "BoolArray",
+    "EagerPredictor",
+    "FloatArray",
+    "InferencePredictor",
+    "IntArray",
+    "ParityStats",
+    "PredictorModule",
+    "batch_buckets",
+    "bucket_for",
+    "model_weight_bytes",
+    "parity",
+    "prepare_inputs",
+    "to_numpy",
+]
 
 DEFAULT_BUCKETS: Final = (1, 8, 32)
 BACKENDS: Final = ("eager", "compiled", "onnx", "onnx-int8")
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Validated inputs: context B×N×D and query B×D float32, mask B×N bool (True = real turn)."""
-
-    context: FloatArray
-    query: FloatArray
-    context_mask: BoolArray
-
-    @property
-    def size(self) -> int:
-        return int(self.query.shape[0])
-
-    def rows(self, start: int, stop: int) -> Batch:
-        return Batch(
-            self.context[start:stop], self.query[start:stop], self.context_mask[start:stop]
-        )
-
-    def padded(self, batch_size: int, context_length: int) -> Batch:
-        """Zero rows appended up to ``batch_size`` and masked-out turns prepended (the oldest
-        side) up to ``context_length``: the model ignores both, so real rows are unchanged."""
-        B, N, D = self.context.shape
-        if batch_size == B and context_length == N:
-            return self
-        context = np.zeros((batch_size, context_length, D), dtype=np.float32)
-        context[:B, context_length - N :] = self.context
-        mask = np.zeros((batch_size, context_length), dtype=np.bool_)
-        mask[:B, context_length - N :] = self.context_mask
-        query = np.zeros((batch_size, D), dtype=np.float32)
-        query[:B] = self.query
-        return Batch(context, query, mask)
-
-
-_HALF_DTYPES: Final = (torch.bfloat16, torch.float16)
-
-
-def _as_numpy(name: str, value: object) -> npt.NDArray[Any]:
-    if isinstance(value, Tensor):
-        problem = layout_problem(name, value)
-        if value.device.type == "meta":
-            problem = f"{name} is on the meta device and holds no values; expected a real tensor"
-        if problem:
-            raise PredictorError(problem)
-        value = value.detach().cpu()
-        # numpy has no bfloat16/float16-on-every-platform story: widen those first
-        return (value.float() if value.dtype in _HALF_DTYPES else value).numpy()
-    if isinstance(value, np.ndarray):
-        return value
-    raise PredictorError(
-        f"{name} must be a numpy array or a torch.Tensor, got {type(value).__name__}"
-    )
-
-
-def _float32(name: str, value: npt.NDArray[Any]) -> FloatArray:
-    if value.dtype.kind != "f":
-        raise PredictorError(f"{name} must be a floating-point array, got dtype {value.dtype}")
-    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
-        out = np.ascontiguousarray(value, dtype=np.float32)
-    finite_as_float32 = bool(np.isfinite(out).all())
-    problem = value_problem(
-        name,
-        str(value.dtype),
-        finite=finite_as_float32 or bool(np.isfinite(value).all()),
-        finite_as_float32=finite_as_float32,
-        max_abs=float(np.abs(out).max()) if finite_as_float32 and out.size else 0.0,
-    )
-    if problem:
-        raise PredictorError(problem)
-    return out
-
-
-def prepare_inputs(
-    config: PredictorConfig,
-    context: ArrayLike,
-    query: ArrayLike,
-    context_mask: ArrayLike | None = None,
-) -> Batch:
-    """Convert to contiguous float32/bool numpy and check shapes and values like the model does.
-
-    A missing mask means every turn is real; the model treats that exactly like an all-True mask.
-    """
-    ctx = _as_numpy("context", context)
-    qry = _as_numpy("query", query)
-    B, N = check_shapes(config, ctx.shape, qry.shape, inference=True)
-    if context_mask is None:
-        mask = np.ones((B, N), dtype=np.bool_)
-    else:
-        raw = _as_numpy("context_mask", context_mask)
-        if raw.dtype != np.bool_:
-            raise PredictorError(f"context_mask must be bool (True = real turn), got {raw.dtype}")
-        if raw.shape != (B, N):
-            raise PredictorError(f"context_mask must have shape (B, N) = {(B, N)}, got {raw.shape}")
-        mask = np.ascontiguousarray(raw)
-    return Batch(_float32("context", ctx), _float32("query", qry), mask)
 
 
 def batch_buckets(
@@ -163,17 +93,25 @@ class InferencePredictor(ABC):
         context: ArrayLike,
         query: ArrayLike,
         context_mask: ArrayLike | None = None,
+        context_roles: ArrayLike | None = None,
+        concat: ArrayLike | None = None,
     ) -> FloatArray:
         """Predicted target embeddings (B×D_out float32, unit rows) for B conversations.
 
-        context B×N×D (oldest turn first, N <= max_context_length), query B×D and an optional
-        bool mask B×N (True = real turn), as numpy arrays or tensors on any device.
+        context B×N×D (oldest turn first, N <= max_context_length), query B×D, an optional
+        bool mask B×N (True = real turn), optional role ids B×N (0 unknown, 1 user, 2 system)
+        and, for a model with ``concat_input``, concat B×D (history + query as one text), as
+        numpy arrays or tensors on any device.
         """
-        batch = prepare_inputs(self.config, context, query, context_mask)
+        batch = prepare_inputs(
+            self.config, context, query, context_mask, context_roles=context_roles, concat=concat
+        )
         return self.predict_batch(batch)
 
     def predict_batch(self, batch: Batch) -> FloatArray:
         """``predict`` for inputs already validated by :func:`prepare_inputs` (benchmarks)."""
+        if self.config.concat_input and batch.concat is None:  # every backend, one message
+            raise PredictorError(CONCAT_NEEDED)
         out = self._predict(batch)
         return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -185,14 +123,7 @@ class InferencePredictor(ABC):
         kernel selection); backends with static shapes warm each shape. Idempotent."""
         if getattr(self, "_warmed_up", False):
             return
-        D, N = self.config.input_dim, self.config.max_context_length
-        self.predict_batch(
-            Batch(
-                np.zeros((1, N, D), dtype=np.float32),
-                np.zeros((1, D), dtype=np.float32),
-                np.ones((1, N), dtype=np.bool_),
-            )
-        )
+        self.predict_batch(zero_batch(self.config, 1, self.config.max_context_length))
         self._warmed_up = True
 
     @property
@@ -223,11 +154,7 @@ class EagerPredictor(InferencePredictor):
 
     def _predict(self, batch: Batch) -> FloatArray:
         with torch.inference_mode():
-            out = self.model(
-                torch.from_numpy(batch.context).to(self.device),
-                torch.from_numpy(batch.query).to(self.device),
-                torch.from_numpy(batch.context_mask).to(self.device),
-            )
+            out = self.model(*forward_args(batch, self.device, self.config))
         return to_numpy(out)
 
     @property
@@ -276,5 +203,14 @@ class PredictorModule(EmbeddingPredictor):
         self.predictor = predictor
         self.pred_token = nn.Parameter(torch.empty(0), requires_grad=False)
 
-    def forward(self, context: Tensor, query: Tensor, context_mask: Tensor | None = None) -> Tensor:
-        return torch.from_numpy(self.predictor.predict(context, query, context_mask))
+    def forward(
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor | None = None,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
+    ) -> Tensor:
+        return torch.from_numpy(
+            self.predictor.predict(context, query, context_mask, context_roles, concat)
+        )

@@ -33,7 +33,7 @@ from prime_model.serve.onnx_file import OnnxMetadata, VerifiedOnnx, embed_metada
 _OP_TYPES: Final = ["MatMul", "Gemm"]  # the weight-bearing ops; attention's QKᵀ/AV stay fp32
 # the last block's attention is split into last_q / last_kv by prime_model.serve.serving
 _ATTENTION_SCOPES: Final = (".attn.", "last_q", "last_kv")  # module paths in "namespace"
-_PROJECTION_SCOPES: Final = ("context_proj", "query_proj", "output_proj")
+_PROJECTION_SCOPES: Final = ("context_proj", "query_proj", "concat_proj", "output_proj")
 _INT8_COMPUTE: Final = 4  # MatMulNBits accuracy_level: int8 dot products (fp32 ones are slow)
 
 Scheme = Literal["dynamic", "weight-only"]
@@ -48,7 +48,7 @@ class QuantizationOptions(BaseModel):
     per_channel: bool = Field(True, description="dynamic: one scale per output column")
     keep_attention_fp32: bool = Field(False, description="leave qkv and out-projections fp32")
     keep_projections_fp32: bool = Field(
-        False, description="leave the input (context/query) and output projections fp32"
+        False, description="leave the input (context/query/concat) and output projections fp32"
     )
     reduce_range: bool = Field(False, description="dynamic: 7-bit weights, for CPUs without VNNI")
     bits: Literal[4, 8] = Field(8, description="weight-only: bits per weight")

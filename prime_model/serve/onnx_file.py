@@ -29,10 +29,21 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION: Final = 1
 INPUT_NAMES: Final = ("context", "query", "context_mask")
+ROLES_INPUT: Final = "context_roles"  # int64 B×N, only with PredictorConfig.role_embedding
+CONCAT_INPUT: Final = "concat"  # float32 B×D, only with PredictorConfig.concat_input
 OUTPUT_NAME: Final = "embedding"
 PREFIX: Final = "prime."
 SHA256_KEY: Final = "prime.sha256"
 _JSON_KEYS: Final = ("predictor_config", "quantization")
+
+
+def input_names(config: PredictorConfig) -> tuple[str, ...]:
+    """The graph's inputs, in order: a model without role/concat inputs keeps the original three,
+    so files exported before those existed still run."""
+    extra = ((ROLES_INPUT,) if config.role_embedding else ()) + (
+        (CONCAT_INPUT,) if config.concat_input else ()
+    )
+    return (*INPUT_NAMES, *extra)
 
 
 class OnnxMetadata(BaseModel):

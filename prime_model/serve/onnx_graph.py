@@ -16,7 +16,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Any, Final
 
 import onnx
 import torch
@@ -26,7 +26,14 @@ from prime_model.checkpoint import package_version
 from prime_model.errors import ExportError
 from prime_model.logs import quiet_loggers
 from prime_model.model import EmbeddingPredictor
-from prime_model.serve.onnx_file import INPUT_NAMES, OUTPUT_NAME, OnnxMetadata, embed_metadata
+from prime_model.serve.onnx_file import (
+    CONCAT_INPUT,
+    OUTPUT_NAME,
+    ROLES_INPUT,
+    OnnxMetadata,
+    embed_metadata,
+    input_names,
+)
 from prime_model.serve.serving import ServingForward
 
 DEFAULT_OPSET: Final = 20  # the dynamo exporter's own default; ONNX Runtime 1.18+ runs it
@@ -67,6 +74,21 @@ def cpu_float_copy(model: EmbeddingPredictor) -> EmbeddingPredictor:
     return copy.deepcopy(model).float().cpu().eval()
 
 
+_STAGING_OUTPUT: Final = "prime_output"
+
+
+def _name_output(graph: onnx.GraphProto) -> None:
+    """Give the output its public name, :data:`OUTPUT_NAME`. The exporter names each value after
+    its op, so the role embedding's lookup is already called "embedding": it is renamed first,
+    or the graph would not be in SSA form."""
+    renames = {OUTPUT_NAME: f"{OUTPUT_NAME}_lookup", _STAGING_OUTPUT: OUTPUT_NAME}
+    for node in graph.node:
+        for values in (node.input, node.output):
+            values[:] = [renames.get(name, name) for name in values]
+    for value in (*graph.output, *graph.value_info):
+        value.name = renames.get(value.name, value.name)
+
+
 def to_onnx_model(
     model: EmbeddingPredictor, *, opset: int = DEFAULT_OPSET, source_sha256: str | None = None
 ) -> onnx.ModelProto:
@@ -88,25 +110,36 @@ def to_onnx_model(
     )
     batch = torch.export.Dim("batch", min=1)
     dims = {0: batch, 1: torch.export.Dim("turns", min=1, max=n_max)} if n_max > 1 else {0: batch}
+    shapes: dict[str, dict[int, Any]] = {"context": dims, "query": {0: batch}, "context_mask": dims}
+    extra: dict[str, torch.Tensor] = {}  # graph inputs only a model with the flag reads
+    if cfg.role_embedding:
+        extra[ROLES_INPUT] = torch.randint(0, 3, (2, example_n))
+        shapes[ROLES_INPUT] = dims
+    if cfg.concat_input:
+        extra[CONCAT_INPUT] = torch.randn(2, cfg.input_dim)
+        shapes[CONCAT_INPUT] = {0: batch}
     try:
         with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
             program = torch.onnx.export(
                 ServingForward(model).eval(),  # its forward's argument names name the inputs
                 example,
                 None,
+                kwargs=extra,
                 dynamo=True,
                 external_data=False,
                 verbose=False,
                 opset_version=opset,
-                input_names=list(INPUT_NAMES),
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes={"context": dims, "query": {0: batch}, "context_mask": dims},
+                input_names=list(input_names(cfg)),
+                output_names=[_STAGING_OUTPUT if cfg.role_embedding else OUTPUT_NAME],
+                dynamic_shapes=shapes,
             )
     except Exception as exc:  # the exporter's errors are many and untyped
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {exc}") from None
     if program is None:  # pragma: no cover - only with f= given
         raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
+    if cfg.role_embedding:
+        _name_output(proto.graph)
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if written != opset:  # the exporter falls back instead of failing: never record a wrong opset
         raise ExportError(

@@ -13,10 +13,13 @@ import torch
 
 from prime_model.errors import ExportError, PredictorError
 from prime_model.serve.inference import Batch, FloatArray, InferencePredictor
+from prime_model.serve.inputs import model_inputs
 from prime_model.serve.int8 import quantize_verified
 from prime_model.serve.onnx_file import (
+    CONCAT_INPUT,
     INPUT_NAMES,
     OUTPUT_NAME,
+    ROLES_INPUT,
     OnnxMetadata,
     VerifiedOnnx,
     load_onnx,
@@ -66,7 +69,8 @@ class OnnxPredictor(InferencePredictor):
     """A verified PRIME ONNX model (fp32 or int8) on ONNX Runtime.
 
     The graph has dynamic batch and context axes, so requests run at their own size (no padding);
-    an empty context (N=0) gets one masked-out turn, which the model ignores.
+    an empty context (N=0) gets one masked-out turn, which the model ignores. A model with
+    ``role_embedding`` / ``concat_input`` has ``context_roles`` / ``concat`` graph inputs too.
     """
 
     def __init__(
@@ -116,6 +120,11 @@ class OnnxPredictor(InferencePredictor):
         feeds = dict(
             zip(INPUT_NAMES, (batch.context, batch.query, batch.context_mask), strict=True)
         )
+        roles, concat = model_inputs(self.config, batch)  # the graph has exactly these inputs
+        if roles is not None:
+            feeds[ROLES_INPUT] = roles
+        if concat is not None:
+            feeds[CONCAT_INPUT] = concat
         try:
             outputs = self.session.run([OUTPUT_NAME], feeds)
         except Exception as exc:  # onnxruntime raises its own untyped exceptions

@@ -36,6 +36,7 @@ from prime_model.serve.inference import (
     model_weight_bytes,
     to_numpy,
 )
+from prime_model.serve.inputs import forward_args, zero_batch
 from prime_model.serve.serving import ServingForward
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class OptimizedPredictor(InferencePredictor):
         self.serving = ServingForward(self.model)
         self.fallback_reason: str | None = None
         self._warm: set[int] = set()
-        self._compiled: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+        self._compiled: Callable[..., Tensor] | None = None
         if compile:
             self._compiled = self._compile()
 
@@ -105,7 +106,7 @@ class OptimizedPredictor(InferencePredictor):
     def weight_bytes(self) -> int:
         return model_weight_bytes(self.model)
 
-    def _compile(self) -> Callable[[Tensor, Tensor, Tensor], Tensor] | None:
+    def _compile(self) -> Callable[..., Tensor] | None:
         try:
             if self.device.type == "cuda":
                 return torch.compile(
@@ -127,12 +128,20 @@ class OptimizedPredictor(InferencePredictor):
         )
         self._compiled = None
 
-    def _forward(self, context: Tensor, query: Tensor, context_mask: Tensor) -> Tensor:
+    def _forward(
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
+    ) -> Tensor:
+        args = (context, query, context_mask, context_roles, concat)
         with sdpa_kernel(self.sdpa_backends):
             if self.dtype is None:
-                return cast(Tensor, self.serving(context, query, context_mask))
+                return cast(Tensor, self.serving(*args))
             with torch.autocast(self.device.type, dtype=self.dtype):
-                return cast(Tensor, self.serving(context, query, context_mask)).float()
+                return cast(Tensor, self.serving(*args)).float()
 
     def _run(self, batch: Batch, *, first: bool = False) -> FloatArray:
         """One padded bucket through the compiled graph (eager if compilation fails).
@@ -140,11 +149,7 @@ class OptimizedPredictor(InferencePredictor):
         ``first``: this call compiles; the compiler's own deprecation warnings (torch internals
         importing torch.jit) are silenced so that ``-W error`` does not turn them into failures.
         """
-        args = (
-            torch.from_numpy(batch.context).to(self.device),
-            torch.from_numpy(batch.query).to(self.device),
-            torch.from_numpy(batch.context_mask).to(self.device),
-        )
+        args = forward_args(batch, self.device, self.config)  # one signature per model
         with torch.inference_mode():
             if self._compiled is not None:
                 try:
@@ -169,15 +174,10 @@ class OptimizedPredictor(InferencePredictor):
 
     def warmup(self) -> None:
         """Compile (and on CUDA capture) every bucket now; buckets already warm are skipped."""
-        D = self.config.input_dim
         for bucket in self.buckets:
             if bucket in self._warm:
                 continue
-            dummy = Batch(
-                np.zeros((bucket, self.context_length, D), dtype=np.float32),
-                np.zeros((bucket, D), dtype=np.float32),
-                np.ones((bucket, self.context_length), dtype=np.bool_),
-            )
+            dummy = zero_batch(self.config, bucket, self.context_length)
             runs = CUDA_GRAPH_WARMUP_RUNS if self.device.type == "cuda" and self.compiled else 1
             for run in range(runs):
                 self._run(dummy, first=run == 0)

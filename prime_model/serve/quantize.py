@@ -127,10 +127,16 @@ def predict_all(predictor: OnnxPredictor, encoded: EncodedTurns) -> FloatArray:
 
 
 def _rows(encoded: EncodedTurns, start: int, stop: int) -> Batch:
+    """Turns ``start:stop`` with their roles and concat where ``encoded`` holds them (a model
+    that reads concat needs turns encoded with it; :meth:`InferencePredictor.predict_batch`
+    says so)."""
+    roles, concat = encoded.context_roles, encoded.concat
     return Batch(
         np.ascontiguousarray(encoded.context[start:stop].float().numpy()),
         np.ascontiguousarray(encoded.query[start:stop].float().numpy()),
         np.ascontiguousarray(encoded.context_mask[start:stop].numpy()),
+        None if roles is None else np.ascontiguousarray(roles[start:stop].numpy()),
+        None if concat is None else np.ascontiguousarray(concat[start:stop].float().numpy()),
     )
 
 

@@ -4,7 +4,8 @@ Only the [PRED] token's final state becomes the prediction, so in the last block
 tokens need keys and values (the [PRED] query attends to them) but no query, no attention output,
 no residual MLP. Computing just the [PRED] row there removes ~19% of the FLOPs of the default
 preset at every batch size; the result is the same up to float rounding (the export and the
-compiled backend are checked against the eager model). Dropout is omitted: this is eval only.
+compiled backend are checked against the eager model). Eval only: the tokens come from
+``model.embed`` (roles and the [CAT] token included), whose dropout is off in eval mode.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from prime_model.model import EmbeddingPredictor, PredictorTransformerBlock
 
 
 class ServingForward(nn.Module):
-    """``forward(context, query, context_mask)`` → what ``model.forward_unchecked`` returns.
+    """``forward(context, query, context_mask, context_roles, concat)`` → what
+    ``model.forward_unchecked`` returns (roles and concat as the model's config reads them).
 
     The last block's fused qkv projection is split into a [PRED]-only query projection and a
     key/value projection, as separate weights so that exporters and quantisers see constant
@@ -42,23 +44,20 @@ class ServingForward(nn.Module):
             self.last_kv.bias.copy_(qkv.bias[H:])
         self.to(model.pred_token.device, model.pred_token.dtype).requires_grad_(False)
 
-    def forward(self, context: Tensor, query: Tensor, context_mask: Tensor) -> Tensor:
+    def forward(
+        self,
+        context: Tensor,
+        query: Tensor,
+        context_mask: Tensor,
+        context_roles: Tensor | None = None,
+        concat: Tensor | None = None,
+    ) -> Tensor:
         m = self.model
-        B, N, _ = context.shape
-        x = torch.cat(
-            [
-                m.pred_token.expand(B, 1, -1),
-                m.context_proj(context),
-                m.query_proj(query).unsqueeze(1),
-            ],
-            dim=1,
-        )  # (B, S, H)
-        positions, attn_mask = m._positions_and_mask(B, N, context_mask, context.device)
-        x = x + m.pos_embedding[0, positions]
+        x, attn_mask = m.embed(context, query, context_mask, context_roles, concat)  # (B, S, H)
         for block in list(m.blocks)[:-1]:
             x = block(x, attn_mask)
         pred = self._last_block_pred(x, attn_mask)  # (B, H)
-        return m.read_out(pred, query)
+        return m.read_out(pred, query, concat)
 
     def _last_block_pred(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
         block = cast(PredictorTransformerBlock, self.model.blocks[-1])
@@ -78,8 +77,9 @@ class ServingForward(nn.Module):
 def serving_flops(config: PredictorConfig, context_turns: int) -> int:
     """FLOPs of :class:`ServingForward` for one conversation (compare ``model_flops``)."""
     D, H, N = config.input_dim, config.hidden_dim, context_turns
-    S, width = N + 2, config.mlp_ratio * config.hidden_dim
-    embed = 2 * N * D * H + 2 * D * H
+    edge = 2 if config.concat_input else 1  # query (and [CAT]) projections
+    S, width = N + 1 + edge, config.mlp_ratio * config.hidden_dim
+    embed = 2 * N * D * H + edge * 2 * D * H
     block = 2 * S * H * (3 * H + H + 2 * width) + 2 * 2 * S * S * H
     last = 2 * S * H * 2 * H + 2 * H * H + 2 * 2 * S * H + 2 * H * H + 2 * 2 * H * width
     return embed + (config.num_layers - 1) * block + last + 2 * H * config.output_dim
