@@ -41,6 +41,7 @@ from prime_model.serve.inference import (
     parity,
     to_numpy,
 )
+from prime_model.serve.inputs import forward_args
 from prime_model.serve.int8 import quantize_verified
 from prime_model.serve.onnx_runtime import OnnxPredictor
 from prime_model.serve.optimized import OptimizedPredictor, create_predictor
@@ -125,19 +126,17 @@ def synthetic_turns(
         corpus_ids=[f"synthetic-{i}" for i in range(rows)],
         encoder_name="synthetic",
         dim=cfg.input_dim,
+        context_roles=None
+        if batch.context_roles is None
+        else torch.from_numpy(batch.context_roles),
+        concat=None if batch.concat is None else torch.from_numpy(batch.concat),
     )
 
 
 def _eager_call(model: EmbeddingPredictor, batch: Batch, device: torch.device) -> FloatArray:
     """The plain model forward on tensors: the baseline is not slowed by any conversion."""
     with torch.inference_mode():
-        return to_numpy(
-            model(
-                torch.from_numpy(batch.context).to(device),
-                torch.from_numpy(batch.query).to(device),
-                torch.from_numpy(batch.context_mask).to(device),
-            )
-        )
+        return to_numpy(model(*forward_args(batch, device, model.config)))
 
 
 def _time_batch(
@@ -153,7 +152,14 @@ def _time_batch(
     other than eager go through ``predict`` (numpy in, validation, numpy out), as users call it."""
     calls: dict[str, Callable[[], FloatArray]] = {EAGER: partial(_eager_call, model, batch, device)}
     for name, predictor in predictors.items():
-        calls[name] = partial(predictor.predict, batch.context, batch.query, batch.context_mask)
+        calls[name] = partial(
+            predictor.predict,
+            batch.context,
+            batch.query,
+            batch.context_mask,
+            batch.context_roles,
+            batch.concat,
+        )
     outputs = {name: call() for name, call in calls.items()}
     timed = interleaved_seconds(list(calls.values()), repeats, budget_s=budget_s)
     times = dict(zip(calls, timed, strict=True))
@@ -177,11 +183,15 @@ def _recall(
     past its neighbours, which is stricter than real retrieval)."""
     size = model.config.max_batch_size or 256
     if evaluation is not None:
+        roles = evaluation.context_roles
+        concat = evaluation.concat if model.config.concat_input else None
         batches = [
             Batch(
                 evaluation.context[i : i + size].float().numpy(),
                 evaluation.query[i : i + size].float().numpy(),
                 evaluation.context_mask[i : i + size].numpy(),
+                None if roles is None else roles[i : i + size].numpy(),
+                None if concat is None else concat[i : i + size].float().numpy(),
             )
             for i in range(0, len(evaluation), size)
         ]

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from prime_model import EmbeddingPredictor, PredictorConfig
+from prime_model.bench.benchmark import run_benchmark
 from prime_model.encode.encoding import encode_turns
 from prime_model.errors import ExportError, PredictorError
 from prime_model.serve.batch_prediction import predict_turns
@@ -193,3 +194,11 @@ def test_reference_inputs_without_concat_fail_the_export_by_name() -> None:
     encoded = make_encoded(m=4, n=FLAGS.max_context_length, d=FLAGS.input_dim)
     with pytest.raises(ExportError, match="reference inputs hold none"):
         export_verified(flagged_model(), reference_inputs=encoded)
+
+
+def test_the_latency_benchmark_times_a_flagged_model_on_every_onnx_backend() -> None:
+    report = run_benchmark(
+        flagged_model(), ("eager", "onnx", "onnx-int8"), (2,), repeats=2, budget_s=2.0
+    )
+    assert {r.backend for r in report.rows} == {"eager", "onnx", "onnx-int8"}
+    assert report.recall is not None and report.recall.holds("onnx")
