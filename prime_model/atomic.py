@@ -20,7 +20,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from prime_model.errors import PrimeError
-from prime_model.file_lock import exclusive
+from prime_model.file_lock import LockTimeoutError, exclusive
 from prime_model.parsing import shown
 
 logger = logging.getLogger(__name__)
@@ -106,30 +106,44 @@ def _remove_stale_staging(target: Path) -> None:
 class WriteError(PrimeError, OSError):
     """A write failed (full disk, no permission, a path in the way); the target is unchanged.
 
-    An ``OSError`` too, so callers that turn a failed write into their own error still do.
+    An ``OSError`` too, so callers that turn a failed ``OSError`` into their own error (with
+    ``errno``/``strerror``) handle it the same way.
     """
+
+    def __str__(self) -> str:  # OSError's would print "[Errno N] strerror: 'filename'"
+        return str(self.args[0]) if self.args else ""
 
 
 class ForeignContentError(WriteError):
     """The output directory holds files PRIME did not write there; they are never replaced."""
 
 
-def _write_error(target: Path, exc: BaseException) -> WriteError:
-    code = exc.errno if isinstance(exc, OSError) else None
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        reason = "the disk is full"
-    elif code == errno.EFBIG:
-        reason = "the file is larger than this process may write"
-    elif isinstance(exc, OSError) and exc.strerror:
+def write_error(target: Path, exc: BaseException) -> WriteError:
+    """``exc`` (an ``OSError``, or safetensors' own I/O error) as a :class:`WriteError` naming
+    ``target``, with the ``errno`` and ``strerror`` callers look at."""
+    if isinstance(exc, WriteError):
+        return exc
+    code = exc.errno if isinstance(exc, OSError) else _safetensors_errno(str(exc))
+    if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
+    elif code is not None:
+        reason = os.strerror(code)
     else:
         reason = f"{type(exc).__name__}: {shown(str(exc))}"
+    full = " (the disk is full)" if code in (errno.ENOSPC, errno.EDQUOT) else ""
     error = WriteError(
-        f"cannot write {target}: {reason}; expected a writable folder with free space "
+        f"cannot write {target}: {reason}{full}; expected a writable folder with free space "
         f"({target} is unchanged)"
     )
-    error.errno = code
+    error.errno, error.strerror, error.filename = code, reason, str(target)
     return error
+
+
+def _safetensors_errno(message: str) -> int | None:
+    """safetensors reports I/O failures as text: ``IoError(Os { code: 28, ... })`` or
+    ``I/O error: File too large (os error 27)``."""
+    found = re.search(r"Os \{ code: (\d+)|\(os error (\d+)\)", message)
+    return int(found[1] or found[2]) if found else None
 
 
 def check_replaceable(
@@ -175,15 +189,11 @@ def atomic_directory(target: Path, replaceable: Collection[str] = ()) -> Iterato
 
     An existing ``target`` is replaced only if every entry in it is one the new content has,
     or is named in ``replaceable`` (:func:`check_replaceable`); one writer at a time holds the
-    target (:func:`~prime_model.file_lock.exclusive`). Failed writes are :class:`WriteError`.
+    target (:func:`~prime_model.file_lock.exclusive`). An ``OSError`` (full disk, ...) keeps
+    its type for the caller to name; safetensors' own I/O errors become :class:`WriteError`.
     """
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = exclusive(target)
-        lock.__enter__()
-    except OSError as exc:
-        raise _write_error(target, exc) from None
-    try:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target):
         _remove_stale_staging(target)
         staging = Path(
             tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -193,15 +203,12 @@ def atomic_directory(target: Path, replaceable: Collection[str] = ()) -> Iterato
             check_replaceable(target, {*replaceable, *(p.name for p in staging.iterdir())})
             apply_umask(staging)
             _swap_in(staging, target)
+        except SafetensorError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise write_error(target, exc) from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    except WriteError:
-        raise
-    except (OSError, SafetensorError) as exc:
-        raise _write_error(target, exc) from None
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -224,15 +231,11 @@ def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto it.
 
     The file gets ``0666 & ~umask``, as a plain ``open()`` would give it, not mkstemp's 0600.
-    One writer at a time; failed writes are :class:`WriteError`, ``target`` unchanged.
+    One writer at a time; on failure ``target`` is unchanged, and the error is an ``OSError``
+    (safetensors' own I/O errors too, as :class:`WriteError`).
     """
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = exclusive(target)
-        lock.__enter__()
-    except OSError as exc:
-        raise _write_error(target, exc) from None
-    try:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target):
         _remove_stale_staging(target)
         handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(handle)
@@ -242,13 +245,27 @@ def atomic_file(target: Path) -> Iterator[Path]:
             fsync_file(staging)
             apply_umask(staging)
             staging.replace(target)
+        except SafetensorError as exc:
+            staging.unlink(missing_ok=True)
+            raise write_error(target, exc) from None
         except BaseException:
             staging.unlink(missing_ok=True)
             raise
-    except WriteError:
-        raise
-    except (OSError, SafetensorError) as exc:
-        raise _write_error(target, exc) from None
+
+
+@contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """The target's write lock; waiting too long for it is a :class:`WriteError`."""
+    try:
+        lock = exclusive(target)
+        lock.__enter__()
+    except LockTimeoutError as exc:
+        raise WriteError(
+            f"cannot write {target}: {exc.strerror}; expected one writer at a time (retry when "
+            "the other one is done)"
+        ) from None
+    try:
+        yield
     finally:
         lock.__exit__(None, None, None)
 

@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import Field
 from safetensors.numpy import save_file
 
-from prime_model.atomic import atomic_directory, check_replaceable, sha256_file
+from prime_model.atomic import atomic_directory, check_replaceable, sha256_file, write_error
 from prime_model.config import FrozenConfig
 from prime_model.errors import RetrievalError
 from prime_model.parsing import shown
@@ -223,6 +223,13 @@ class RetrievalIndex:
         An existing ``directory`` is replaced only if it holds nothing but index files."""
         directory = Path(directory)
         check_replaceable(directory, INDEX_FILES)
+        try:
+            self._write(directory)
+        except OSError as exc:  # a full disk, no permission, a file where a folder goes
+            raise write_error(directory, exc) from None
+        return directory
+
+    def _write(self, directory: Path) -> None:
         data_name = DATA_FILES[self.config.kind]
         with atomic_directory(directory, INDEX_FILES) as staging:
             pd.DataFrame({"id": self.ids, "text": self.texts}).to_parquet(
@@ -241,7 +248,6 @@ class RetrievalIndex:
             }
             meta[CHECKSUM_KEY] = meta_checksum(meta)
             (staging / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        return directory
 
     @classmethod
     def load(cls, directory: str | Path, config: IndexConfig | None = None) -> RetrievalIndex:

@@ -252,7 +252,7 @@ def test_a_full_disk_is_a_typed_error_and_the_old_content_stays(tmp_path: Path) 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     for kind in ("exact", "hnsw"):
         assert result[kind].startswith(f"cannot write {tmp_path / kind}"), result[kind]
-        assert "is unchanged" in result[kind]
+        assert "is unchanged" in result[kind] and "File too large" in result[kind]
         assert result[f"{kind}-still"] == 5  # the old index, whole
     assert result["cache"] == [400, 64]  # the cache could not be written: it only cost time
     assert "embedding cache: could not write" in done.stderr
