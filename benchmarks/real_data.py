@@ -44,8 +44,14 @@ DOC2DIAL_VAL: Final = 0.3
 BREAKDOWN: Final = ("first turn", "history 1-4", "history 5+", "with system turns")
 
 
-def load_sets(data_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
-    """train / val and the judged sets, conversation-disjoint throughout."""
+def load_sets(
+    data_dir: Path, seed: int, topiocqa_share: float = 1.0
+) -> dict[str, pd.DataFrame]:
+    """train / val and the judged sets, conversation-disjoint throughout.
+
+    ``topiocqa_share`` keeps that share of TopiOCQA's training conversations (its long
+    question-answer histories make it the costliest set to encode); val and judged sets stay whole.
+    """
     canard = read_turns(data_dir / "canard" / "train.question.tsv", "canard", target="rewrite")
     topiocqa_file = data_dir / "topiocqa" / "topiocqa_train.json.gz"
     topiocqa = read_turns(topiocqa_file, "topiocqa", target="answer")
@@ -53,8 +59,9 @@ def load_sets(data_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
     canard_split = split_by_conversation(_tagged(canard, "canard"), 0.1, 0.0, seed)
     topiocqa_split = split_by_conversation(_tagged(topiocqa, "topiocqa"), 0.1, 0.1, seed)
     doc2dial = {target: _doc2dial(data_dir, target, seed) for target in ("passage", "answer")}
+    topiocqa_train = _share(topiocqa_split.train, topiocqa_share, seed)
     return {
-        "train": pd.concat([canard_split.train, topiocqa_split.train], ignore_index=True),
+        "train": pd.concat([canard_split.train, topiocqa_train], ignore_index=True),
         "val": pd.concat(
             [canard_split.val, topiocqa_split.val, doc2dial["passage"].val], ignore_index=True
         ),
@@ -70,6 +77,15 @@ def _doc2dial(data_dir: Path, target: str, seed: int) -> TurnSplits:
     """30 % of the dialogs validate; the rest (the split's "train" part) are judged, never fit."""
     turns = read_turns(data_dir / "doc2dial" / DOC2DIAL_FILE, "doc2dial", target=target)
     return split_by_conversation(_tagged(turns, "doc2dial"), DOC2DIAL_VAL, 0.0, seed)
+
+
+def _share(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """Whole conversations, a ``share`` of them chosen by seed (1.0: all)."""
+    if share >= 1.0:
+        return turns
+    ids = turns["conversation_id"].drop_duplicates()
+    kept = set(ids.sample(frac=share, random_state=seed))
+    return turns[turns["conversation_id"].isin(kept)].reset_index(drop=True)
 
 
 def _tagged(turns: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -158,7 +174,7 @@ def run(args: argparse.Namespace, encoder: YEncoder | None = None) -> dict[str, 
     started = time.perf_counter()
     predictor = predictor_config(args.predictor)
     training = training_config(args.training)
-    sets = load_sets(args.data_dir, args.seed)
+    sets = load_sets(args.data_dir, args.seed, args.topiocqa_share)
     for name in sets:
         sets[name] = (
             _subsample(sets[name], args.max_train_turns, args.seed)
@@ -215,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-cache", action="store_true", help="encode everything afresh")
     parser.add_argument("--seed", type=int, default=0, help="split and subsample seed")
+    parser.add_argument(
+        "--topiocqa-share",
+        type=float,
+        default=1.0,
+        help="share of TopiOCQA training conversations to train on (all: 1.0)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     results = run(args)

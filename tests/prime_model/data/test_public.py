@@ -179,3 +179,14 @@ def test_canard_json_missing_field(tmp_path: Path) -> None:
     path.write_text(json.dumps(records), encoding="utf-8")
     with pytest.raises(DataValidationError, match=r"record 0 is missing field\(s\) \['Rewrite'\]"):
         read_turns(path, "canard", target="rewrite")
+
+
+def test_public_readers_say_who_spoke_each_history_entry() -> None:
+    canard_json = read_turns(CANARD_JSON, "canard", target="rewrite")
+    assert canard_json.loc[0, "history_roles"] == ["system", "system"]  # title, section
+    assert canard_json.loc[1, "history_roles"] == ["system", "system", "user", "system"]
+    canard_tsv = read_turns(CANARD_TSV, "canard", target="rewrite")
+    assert canard_tsv.loc[1, "history_roles"] == ["user"]  # questions only
+    topiocqa = read_turns(TOPIOCQA, "topiocqa", target="answer")
+    for history, roles in zip(topiocqa["history"], topiocqa["history_roles"], strict=True):
+        assert roles == ["user", "system"] * (len(history) // 2) + ["user"] * (len(history) % 2)

@@ -8,6 +8,7 @@ import pytest
 
 from prime_model import DataValidationError
 from prime_model.data import COLUMNS, DTYPES, Turn, conform_frame, turns_to_frame
+from prime_model.data.schema import ROLE_COLUMN, role_ids, truncate_histories
 from tests.conftest import REPO_ROOT
 
 
@@ -74,3 +75,27 @@ def test_array_histories_from_parquet_become_lists() -> None:
     frame = conform_frame(_raw(history=[np.array([], dtype=object), np.array(["q0", "a0"])]))
     assert frame["history"].tolist() == [[], ["q0", "a0"]]
     assert all(isinstance(h, list) for h in frame["history"])
+
+
+def test_history_roles_are_kept_checked_and_truncated_with_the_history() -> None:
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["c", "c"],
+            "turn": [0, 1],
+            "history": [["q0", "a0", "q1"], []],
+            "query": ["q", "r"],
+            "target": ["t", "u"],
+            ROLE_COLUMN: [["user", "system", "user"], None],
+        }
+    )
+    turns = conform_frame(frame)
+    assert turns[ROLE_COLUMN].tolist() == [["user", "system", "user"], None]
+    kept = truncate_histories(turns, 2)
+    assert kept[ROLE_COLUMN].tolist() == [["system", "user"], None]
+    assert role_ids(["system", "user"], 2) == [2, 1]
+    assert role_ids(None, 3) == [0, 0, 0]
+    with pytest.raises(DataValidationError, match="2 roles"):
+        conform_frame(frame.assign(**{ROLE_COLUMN: [["user", "system"], None]}))
+    with pytest.raises(DataValidationError, match="expected a list of user/system"):
+        conform_frame(frame.assign(**{ROLE_COLUMN: [["user", "bot", "user"], None]}))
+    assert ROLE_COLUMN not in conform_frame(frame.drop(columns=[ROLE_COLUMN])).columns

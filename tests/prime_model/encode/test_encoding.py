@@ -149,3 +149,31 @@ def test_empty_split_and_bad_encoder_output(frame: pd.DataFrame) -> None:
 
     with pytest.raises(DataValidationError, match=r"expected .* finite values"):
         encode_turns(frame, NanEncoder(), 10)
+
+
+def test_roles_and_concat_are_encoded_and_survive_a_round_trip(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    roles = [["user", "system"] * (len(h) // 2) for h in frame["history"]]
+    with_roles = turns_to_frame(Turn(**row) for row in frame.to_dict("records"))
+    with_roles["history_roles"] = pd.Series(roles, dtype=object)
+    encoder = CountingEncoder()
+    encoded = encode_turns(with_roles, encoder, 3, concat=True)
+    assert encoded.context_roles is not None and encoded.concat is not None
+    # turn 2 of "a": history q0 a0 q1 a1 keeps its 3 most recent entries: a0 q1 a1
+    assert encoded.context_roles[2].tolist() == [2, 1, 2]
+    assert encoded.context_roles[0].tolist() == [0, 0, 0]  # no history: padding
+    joined = "alpha passage 0 alpha q1 alpha passage 1 alpha q2"
+    assert torch.equal(encoded.concat[2], torch.from_numpy(encoder.encode([joined])[0]))
+    loaded = EncodedTurns.load(encoded.save(tmp_path / "e.safetensors"))
+    assert loaded.context_roles is not None and loaded.concat is not None
+    assert torch.equal(loaded.context_roles, encoded.context_roles)
+    assert torch.equal(loaded.concat, encoded.concat)
+    assert loaded.fingerprint() == encoded.fingerprint() != encode_turns(frame, encoder, 3).fingerprint()
+
+
+def test_tables_without_roles_encode_none(frame: pd.DataFrame) -> None:
+    encoded = encode_turns(frame, CountingEncoder(), 3)
+    assert encoded.context_roles is None and encoded.concat is None
+    with pytest.raises(DataValidationError, match="concat"):
+        EncodedTurns(**{**encoded.__dict__, "concat": encoded.query[:2]})

@@ -367,3 +367,21 @@ def test_markdown_without_the_breakdown_is_the_overall_table_only(table: Evaluat
     full, short = table.to_markdown(), table.to_markdown(breakdown=False)
     assert table.breakdown and full.startswith(short.rstrip("\n")) and len(short) < len(full)
     assert all(f"**{name}**" not in short and f"**{name}**" in full for name in table.breakdown)
+
+
+def test_query_concat_mix_is_scored_and_a_concat_model_reads_the_encoded_concat(
+    turns: pd.DataFrame,
+) -> None:
+    with_roles = turns.assign(history_roles=[[], ["user", "system"], []])
+    encoded = encode_turns(with_roles, StubEncoder(), max_context_length=4, concat=True)
+    model = _model(residual=True, concat_input=True, role_embedding=True)
+    with torch.no_grad():
+        model.concat_gate.fill_(0.5)  # the model is now exactly the free mix
+    table = evaluate(model, encoded, with_roles, StubEncoder(), by_history=True)
+    mix = F.normalize(encoded.query + 0.5 * encoded.concat, dim=-1)  # type: ignore[operator]
+    assert table.rows["query+concat"] == retrieval_metrics(mix, encoded.corpus, encoded.target_index)
+    assert table.rows["model"] == table.rows["query+concat"]
+    assert set(table.breakdown) == {
+        FIRST_TURN, LATER_TURNS, "history 1-4", "with system turns"
+    }  # fmt: skip
+    assert table.breakdown["with system turns"].num_turns == 1

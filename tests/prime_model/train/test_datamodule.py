@@ -45,3 +45,18 @@ def test_too_small_or_mismatched_splits() -> None:
         PredictorDataModule(make_encoded(), make_encoded(m=1), batch_size=8)
     with pytest.raises(DataValidationError, match=r"stub \(16-d\), val by stub \(8-d\)"):
         PredictorDataModule(make_encoded(), make_encoded(d=8), batch_size=8)
+
+
+def test_conversation_batches_hold_whole_conversations_reshuffled_each_epoch() -> None:
+    encoded = make_encoded(m=48)  # conversations c0..c15, three turns each
+    data = PredictorDataModule(encoded, encoded, batch_size=6, conversation_batches=True)
+    loader = data.train_dataloader()
+    epochs = [[batch.target_index for batch in loader] for _ in range(2)]
+    assert len(epochs[0]) == 8
+    ids = encoded.conversation_ids
+    rows_first = list(loader.sampler.sampler)  # type: ignore[attr-defined]
+    runs = [ids[r] for r in rows_first]
+    # each conversation's three turns are consecutive in the order
+    assert all(len(set(runs[i : i + 3])) == 1 for i in range(0, 48, 3))
+    assert sorted(rows_first) == list(range(48))
+    assert not all(torch.equal(a, b) for a, b in zip(*epochs, strict=True))
