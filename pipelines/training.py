@@ -100,7 +100,7 @@ def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, p
     """
     train, val, test = split_turns(validated, *splits)
     encoded_train, encoded_val, encoded_test = encode_turns(
-        train, val, test, encoder, predictor.max_context_length
+        train, val, test, encoder, predictor.max_context_length, predictor.concat_input
     )
     checkpoint, _, _ = train_predictor(encoded_train, encoded_val, predictor, training)
     evaluation, _ = evaluate_predictor(checkpoint, encoded_test, test, encoder)

@@ -197,7 +197,7 @@ def encode_turn_file(
     turns = read_turns(path, fmt, target=target)
     encoder = SentenceTransformerEncoder(EncoderConfig(model=encoder_name, device="cpu"))
     check_encoder_fits(encoder, config)
-    return encode_turns(turns, encoder, config.max_context_length)
+    return encode_turns(turns, encoder, config.max_context_length, concat=config.concat_input)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -220,7 +220,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     encoder = cached(loaded, cache_dir, loaded.identity)
     check_encoder_fits(encoder, model.config)
     n_max = model.config.max_context_length
-    encoded = encode_turns(turns, encoder, n_max)
+    encoded = encode_turns(turns, encoder, n_max, concat=model.config.concat_input)
     table = evaluate(model, encoded, turns, encoder, max_context_length=n_max)
     if args.html is not None:
         write_text(args.html, table.to_html())

@@ -94,7 +94,12 @@ def train_and_evaluate(
     logger.info("split by conversation: %s turns", splits.sizes())
     judged = "test" if len(splits.test) else "val"
     frames = {"train": splits.train, "val": splits.val, judged: getattr(splits, judged)}
-    encoded = encode_splits(frames, encoder, predictor_config.max_context_length)
+    encoded = encode_splits(
+        frames,
+        encoder,
+        predictor_config.max_context_length,
+        concat=predictor_config.concat_input,
+    )
     result = train_predictor(
         encoded["train"], encoded["val"], predictor_config, training_config, output_dir,
         resume=resume, metadata={"splits": splits.sizes()},

@@ -25,8 +25,14 @@ def encode_turns(
     test_turns: pd.DataFrame,
     encoder: EncoderConfig,
     max_context_length: int,
+    concat: bool = False,
 ) -> EncodedOutputs:
-    """Each unique text once, with the frozen Y-Encoder; cached across training changes."""
+    """Each unique text once, with the frozen Y-Encoder; cached across training changes.
+
+    ``concat``: also embed history + query as one text, for a predictor with concat_input.
+    """
     splits = {"train": train_turns, "val": val_turns, "test": test_turns}
-    encoded = encode_splits(splits, SentenceTransformerEncoder(encoder), max_context_length)
+    encoded = encode_splits(
+        splits, SentenceTransformerEncoder(encoder), max_context_length, concat=concat
+    )
     return encoded["train"], encoded["val"], encoded["test"]
