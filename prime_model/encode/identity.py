@@ -4,7 +4,9 @@ A name says which model was meant, not which vectors it gives: the same name wit
 ``max_seq_length``, or a model retrained in place at the same path, encodes differently. The
 fingerprint hashes the weights (every tensor of the state dict), the tokenizer's vocabulary and
 rules, the module pipeline (pooling, normalisation, token limit) and the dimension, so an index or
-a cached vector is reused only with an encoder that reproduces it.
+a cached vector is reused only with an encoder that reproduces it. It is stable across processes
+and devices; a library upgrade that describes the tokenizer or the pipeline differently changes
+it too, which errs on the safe side (re-encode, rebuild the index).
 """
 
 from __future__ import annotations
