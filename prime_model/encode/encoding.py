@@ -160,7 +160,8 @@ class EncodedTurns:
             )
         return cls(
             **{name: tensors[name] for name in _TENSORS},
-            **{name: tensors.get(name) for name in _OPTIONAL},
+            context_roles=tensors.get("context_roles"),
+            concat=tensors.get("concat"),
             conversation_ids=_id_list(header, "conversation_ids", path),
             corpus_ids=_id_list(header, "corpus_ids", path),
             encoder_name=header["encoder_name"],
