@@ -450,3 +450,16 @@ def test_the_module_imports_without_psycopg(monkeypatch: pytest.MonkeyPatch) -> 
     assert not copy._HAVE_DRIVER
     with pytest.raises(RetrievalError, match=r"pip install 'prime-predictor\[pgvector\]'"):
         copy.PgVectorIndex.connect("host=/nonexistent")
+
+
+def test_the_encoder_fingerprint_travels_with_the_table(dsn: str) -> None:
+    """The server compares it with its request encoder's, as for an index directory."""
+    ids, texts = _corpus(5, prefix="fp")
+    index = RetrievalIndex.build(
+        ids, texts, unit_rows(5, D, 12), encoder_name="e", encoder_fingerprint="weights-v1",
+        config=IndexConfig(kind="exact"),
+    )  # fmt: skip
+    with export_index(index, dsn, "prime_fingerprinted", hnsw=False) as exported:
+        assert exported.encoder_fingerprint == "weights-v1"
+    with PgVectorIndex.connect(dsn, "prime_fingerprinted") as reopened:
+        assert reopened.encoder_fingerprint == "weights-v1"
