@@ -18,6 +18,7 @@ from prime_model.data.doc2dial import doc2dial_rows
 from prime_model.data.records import (
     Record,
     check_file,
+    check_unicode,
     data_suffix,
     id_field,
     load_records,
@@ -122,8 +123,15 @@ def _gold_passage(record: Record, path: Path, index: int) -> tuple[str, str | No
             f"{path}: record {index} field 'Gold_passage' is {shown(passage, 80)}; expected an "
             "object with a string 'text' (and optional 'id', 'title')"
         )
-    title = passage.get("title") or ""
-    text = f"{title}: {passage['text']}" if title else passage["text"]
+    title = passage.get("title")
+    if title is not None and not isinstance(title, str):  # a list would be stringified in
+        raise DataValidationError(
+            f"{path}: record {index} field 'Gold_passage.title' is {shown(title, 80)}; "
+            "expected a string or null"
+        )
+    title = check_unicode(title or "", path, f"record {index} field 'Gold_passage.title'")
+    body = check_unicode(passage["text"], path, f"record {index} field 'Gold_passage.text'")
+    text = f"{title}: {body}" if title else body
     where = f"record {index} field 'Gold_passage.id'"
     return text, optional_id(passage.get("id"), path, where)
 

@@ -226,3 +226,37 @@ def test_shared_yaml_aliases_that_do_not_recurse_still_load(tmp_path: Path) -> N
     path.write_text("input_dim: &d 16\noutput_dim: *d\nhidden_dim: 32\nnum_heads: 4\n")
     config = PredictorConfig.from_yaml(path)
     assert config.input_dim == config.output_dim == 16
+
+
+# ------------------------------------------------------ silent: a TopiOCQA title of another type
+
+TOPIOCQA = FIXTURES / "topiocqa_sample.json"
+
+
+def _topiocqa_with_title(tmp_path: Path, title: object) -> Path:
+    records = json.loads(TOPIOCQA.read_text(encoding="utf-8"))
+    records[1]["Gold_passage"]["title"] = title
+    path = tmp_path / "topiocqa.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("title", [["Canberra", "ACT"], {"en": "Canberra"}, 7, True])
+def test_a_topiocqa_title_that_is_not_a_string_is_refused_not_stringified(
+    tmp_path: Path, title: object
+) -> None:
+    path = _topiocqa_with_title(tmp_path, title)
+    _refused(
+        lambda: read_turns(path, "topiocqa"),
+        DataValidationError,
+        "record 1 field 'Gold_passage.title' is",
+    )
+
+
+@pytest.mark.parametrize(("title", "prefix"), [(None, ""), ("", ""), ("Canberra", "Canberra: ")])
+def test_a_missing_or_string_topiocqa_title_reads_as_before(
+    tmp_path: Path, title: str | None, prefix: str
+) -> None:
+    frame = read_turns(_topiocqa_with_title(tmp_path, title), "topiocqa")
+    records = json.loads(TOPIOCQA.read_text(encoding="utf-8"))
+    assert frame.loc[1, "target"] == prefix + records[1]["Gold_passage"]["text"]
