@@ -112,7 +112,8 @@ class CachedEncoder:
             logger.warning("embedding cache: skipping unreadable shard %s (%s)", shard, exc)
             return {}
         if (
-            keys.ndim != 2
+            keys.dtype != np.uint8
+            or keys.ndim != 2
             or vectors.ndim != 2
             or keys.shape != (len(vectors), _KEY_BYTES)
             or vectors.shape[1:] != (self.dim,)
