@@ -42,6 +42,10 @@ MAX_ERROR_CHARS: Final = 2_000
 CLIENT_GONE: Final = 499  # nginx's "client closed request": nobody reads it
 
 
+class ClientGoneError(RequestError):
+    """The client disconnected before its body was read (no traceback: it is not our fault)."""
+
+
 SERVING_THREADS: Final = 1
 """ONNX Runtime threads per request: requests run side by side on the pool (one per core), so
 intra-op threads would only oversubscribe the cores and spin."""
@@ -53,6 +57,8 @@ def default_workers() -> int:
 
 def error_status(error: PrimeError) -> int:
     """The HTTP status for one of our errors: the client's fault is 4xx, ours 500."""
+    if isinstance(error, ClientGoneError):
+        return CLIENT_GONE
     if isinstance(error, RequestTooLargeError):
         return 413
     if isinstance(error, MalformedRequestError):
@@ -79,13 +85,19 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"request body is {declared} bytes; expected at most {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(
-                f"request body is over {limit} bytes; expected at most {limit}"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLargeError(
+                    f"request body is over {limit} bytes; expected at most {limit}"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-upload: typed, so every caller answers it quietly
+        logger.debug("client disconnected after %d bytes of its request body", size)
+        raise ClientGoneError(
+            f"the client disconnected after {size} bytes of its request body"
+        ) from None
     return b"".join(chunks)
 
 
@@ -103,9 +115,6 @@ async def answer_request(
         if status >= 500:
             logger.error("request failed after validation: %s", bounded_message(str(exc)))
         return JSONResponse(error_body(exc), status_code=status)
-    except ClientDisconnect:  # gone mid-upload: nothing to answer, nothing worth a traceback
-        logger.debug("client disconnected before its request body was read")
-        return JSONResponse({"error": "ClientDisconnect", "message": ""}, CLIENT_GONE)
     except Exception:  # a bug of ours: logged once with its traceback, never sent to clients
         logger.exception("request failed")
         return JSONResponse(

@@ -17,7 +17,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from prime_model.encode.encoders import EncoderConfig
@@ -239,3 +239,21 @@ def _serve_args(port: int, command: Any) -> Any:
     import argparse  # noqa: PLC0415
 
     return argparse.Namespace(port=port, command=command, quiet=True, debug=False)
+
+
+def test_read_body_turns_a_disconnect_into_a_typed_error() -> None:
+    """The ZenML deployment's /invoke check reads bodies with it too: one typed error for both."""
+    messages: list[MutableMapping[str, Any]] = [
+        {"type": "http.request", "body": b"12345", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> MutableMapping[str, Any]:
+        return messages.pop(0)
+
+    async def read() -> bytes:
+        return await app_module.read_body(Request(_scope(100), receive))
+
+    with pytest.raises(app_module.ClientGoneError, match="disconnected after 5 bytes"):
+        anyio.run(read)
+    assert app_module.error_status(app_module.ClientGoneError("x")) == app_module.CLIENT_GONE
