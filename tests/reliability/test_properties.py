@@ -208,3 +208,20 @@ def test_the_schema_documents_the_request_body() -> None:
     operation = APP.openapi()["paths"]["/retrieve"]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["query"] and schema["additionalProperties"] is False
+
+
+@given(history=JSON_VALUES)
+@BOUNDED
+def test_any_json_value_as_a_history_is_read_as_texts_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, history: Any
+) -> None:
+    row = {"conversation_id": "c", "turn": 0, "history": history, "query": "q", "target": "t"}
+    path = tmp_path_factory.mktemp("turns") / "turns.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="ascii")
+    kind, result = _outcome(lambda: read_turns(path))
+    texts = isinstance(history, list) and all(isinstance(h, str) for h in history)
+    if kind == "read":
+        assert texts and list(result.loc[0, "history"]) == history
+    else:
+        assert isinstance(result, DataValidationError)
+        assert not texts or any(has_lone_surrogate(h) or is_blank(h) for h in history), result
