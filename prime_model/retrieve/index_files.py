@@ -66,7 +66,8 @@ def read_index_files(directory: Path, config_type: type[FrozenConfig]) -> IndexF
         config = config_type(**meta["config"]).model_dump()
     except (ValidationError, TypeError) as exc:
         raise RetrievalError(
-            f"{directory / META_FILE}: config {shown(meta['config'])} is invalid ({exc})"
+            f"{directory / META_FILE}: config {shown(meta['config'])} is invalid "
+            f"({shown(str(exc), 300)})"
         ) from None
     data = directory / DATA_FILES[config["kind"]]
     for path in (directory / ITEMS_FILE, data):
@@ -103,8 +104,8 @@ def _read_meta(directory: Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise RetrievalError(f"{directory}: not a directory; expected a saved retrieval index")
     path = directory / META_FILE
-    meta = parse_json(read_text_file(path, "retrieval index metadata", RetrievalError), str(path),
-                      RetrievalError)  # fmt: skip
+    text = read_text_file(path, "retrieval index metadata", RetrievalError)
+    meta = parse_json(text, str(path), RetrievalError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RetrievalError(f"{path}: not a {FORMAT} file")
     if meta.get("format_version") != FORMAT_VERSION:
