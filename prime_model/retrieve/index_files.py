@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from prime_model.atomic import sha256_file
 from prime_model.config import FrozenConfig
-from prime_model.errors import RetrievalError
+from prime_model.errors import ConfigError, RetrievalError
 from prime_model.parsing import check_regular_file, parse_json, read_text_file, shown
 from prime_model.retrieve.faiss_file import read_hnsw_layout
 
@@ -64,7 +64,7 @@ def read_index_files(directory: Path, config_type: type[FrozenConfig]) -> IndexF
     meta = _read_meta(directory)
     try:
         config = config_type(**meta["config"]).model_dump()
-    except (ValidationError, TypeError) as exc:
+    except (ValidationError, ConfigError, TypeError) as exc:
         raise RetrievalError(
             f"{directory / META_FILE}: config {shown(meta['config'])} is invalid "
             f"({shown(str(exc), 300)})"

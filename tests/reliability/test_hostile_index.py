@@ -173,6 +173,20 @@ def _neighbour_out_of_range(tmp_path: Path) -> Path:
     return directory
 
 
+def _config_edited(tmp_path: Path) -> Path:
+    directory = _saved(tmp_path, "hnsw")
+    meta = json.loads((directory / META_FILE).read_text())
+    _resign(directory, config={**meta["config"], "m": 16})  # the graph was built with m=8
+    return directory
+
+
+def _unknown_kind(tmp_path: Path) -> Path:
+    directory = _saved(tmp_path, "exact")
+    meta = json.loads((directory / META_FILE).read_text())
+    _resign(directory, config={**meta["config"], "kind": "ivf" * 500})
+    return directory
+
+
 def _older_format(tmp_path: Path) -> Path:
     directory = _saved(tmp_path, "exact")
     _resign(directory, format_version="1")
@@ -192,6 +206,8 @@ CASES = [
     ("faiss-length-2-pow-36", _huge_length_field, "more than the file holds"),
     ("hnsw-neighbour-out-of-range", _neighbour_out_of_range, "a neighbour id is outside"),
     ("format-version-1", _older_format, "rebuild it with prime index"),
+    ("hnsw-links-edited", _config_edited, "a graph of 8 links per node; index.json says m=16"),
+    ("unknown-kind", _unknown_kind, "is invalid"),
 ]
 
 
