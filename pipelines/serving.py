@@ -107,10 +107,14 @@ class InvokeValidation:
 
 @step(enable_cache=False)
 def retrieve(
-    history: list[str], query: str, top_k: int = 10
+    history: list[str],
+    query: str,
+    top_k: int = 10,
+    history_roles: list[str | None] | None = None,
 ) -> Annotated[dict[str, Any], "answer"]:
     """The top-k corpus items for the conversation, with the model version that chose them."""
-    request = parse_request({"history": history, "query": query, "top_k": top_k})
+    body = {"history": history, "query": query, "top_k": top_k, "history_roles": history_roles}
+    request = parse_request(body)
     return _retriever().answer(request).to_json()
 
 
@@ -132,7 +136,12 @@ def serving_pipeline(
     history: tuple[str, ...] = (),
     query: str = "Where was she born?",
     top_k: int = 10,
+    history_roles: tuple[str | None, ...] | None = None,
 ) -> Annotated[dict[str, Any], "answer"]:
-    """One conversation -> its answer; deployed, every ``/invoke`` is one run."""
-    answer: dict[str, Any] = retrieve(history, query, top_k)
+    """One conversation -> its answer; deployed, every ``/invoke`` is one run.
+
+    ``history_roles``: user/system (or null) per history entry, for a model that reads roles.
+    """
+    roles = None if history_roles is None else list(history_roles)
+    answer: dict[str, Any] = retrieve(list(history), query, top_k, roles)
     return answer

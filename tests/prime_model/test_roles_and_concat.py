@@ -8,23 +8,11 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from prime_model import ConfigError, EmbeddingPredictor, PredictorConfig
 from prime_model.errors import PredictorError
+from tests.prime_model.test_residual import _config as residual_config
 
 
 def _config(**overrides: object) -> PredictorConfig:
-    fields: dict[str, object] = {
-        "input_dim": 16,
-        "output_dim": 16,
-        "hidden_dim": 32,
-        "num_layers": 2,
-        "num_heads": 4,
-        "max_context_length": 6,
-        "dropout": 0.0,
-        "residual": True,
-        "role_embedding": True,
-        "concat_input": True,
-    }
-    fields.update(overrides)
-    return PredictorConfig(**fields)
+    return residual_config(**{"role_embedding": True, "concat_input": True, **overrides})
 
 
 def _inputs(b: int = 4, n: int = 5) -> dict[str, torch.Tensor]:
