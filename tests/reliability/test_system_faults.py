@@ -197,7 +197,7 @@ def test_checkpoint_write_killed_midway_leaves_the_old_one_intact(tmp_path: Path
     assert load_checkpoint(target).metadata.training == {"version": 1}
     leftovers = [name for name in _hidden(tmp_path) if "/" not in name]
     assert len(leftovers) == 2 and ".ckpt.lock" in leftovers
-    assert [n for n in leftovers if n != ".ckpt.lock"][0].startswith(".ckpt.")
+    assert next(n for n in leftovers if n != ".ckpt.lock").startswith(".ckpt.")
 
     # the next write of the same checkpoint succeeds and clears what the killed one left
     torch.manual_seed(1)
