@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from typing import Final
 LOCK_TIMEOUT_S: Final = 300.0
 """How long a writer waits for another one writing the same path (an index of 1M items)."""
 _POLL_S: Final = 0.05
+_UNSUPPORTED: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+logger = logging.getLogger(__name__)
 
 
 class LockTimeoutError(OSError):
@@ -59,6 +63,9 @@ def _acquire(fd: int, deadline: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError as exc:
+            if exc.errno in _UNSUPPORTED:  # some network/FUSE mounts: write as before, unlocked
+                logger.debug("no flock on the file system of %s (%s)", fd, exc.strerror)
+                return True
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
         if time.monotonic() > deadline:

@@ -339,3 +339,21 @@ def test_every_cache_folder_name_differs_by_fingerprint(tmp_path: Path) -> None:
     }
     assert len(folders) == 3
     assert all(p.parent == tmp_path for p in folders)
+
+
+def test_a_file_system_without_flock_still_gets_its_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network and FUSE mounts refuse flock: the write goes ahead, as before round 3."""
+    import errno  # noqa: PLC0415
+    import fcntl  # noqa: PLC0415
+
+    from prime_model.atomic import write_text_atomic  # noqa: PLC0415
+
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    write_text_atomic(tmp_path / "report.md", "# report\n")
+    assert (tmp_path / "report.md").read_text() == "# report\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
