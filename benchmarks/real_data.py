@@ -31,7 +31,8 @@ from prime_model.data import read_turns, split_by_conversation
 from prime_model.data.split import TurnSplits
 from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
-from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.data.schema import truncate_histories
+from prime_model.encode.encoding import EncodedTurns, encode_splits, joined_texts
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
 from prime_model.presets import predictor_config, training_config
@@ -41,16 +42,22 @@ logger = logging.getLogger("benchmarks.real_data")
 SHOWN: Final = ("mrr", "recall@10")
 DOC2DIAL_FILE: Final = "doc2dial_rc_val.csv.zip"
 DOC2DIAL_VAL: Final = 0.3
+N_MAX: Final = 10  # the real preset's max_context_length
 BREAKDOWN: Final = ("first turn", "history 1-4", "history 5+", "with system turns")
 
 
 def load_sets(
-    data_dir: Path, seed: int, topiocqa_share: float = 1.0
+    data_dir: Path,
+    seed: int,
+    topiocqa_share: float = 1.0,
+    max_train_chars: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """train / val and the judged sets, conversation-disjoint throughout.
 
-    ``topiocqa_share`` keeps that share of TopiOCQA's training conversations (its long
-    question-answer histories make it the costliest set to encode); val and judged sets stay whole.
+    ``topiocqa_share`` keeps that share of TopiOCQA's training conversations and
+    ``max_train_chars`` drops training turns whose history + query (as the model reads it) is
+    longer: long question-answer histories are the costliest texts to encode on a CPU. Val and
+    the judged sets always stay whole.
     """
     canard = read_turns(data_dir / "canard" / "train.question.tsv", "canard", target="rewrite")
     topiocqa_file = data_dir / "topiocqa" / "topiocqa_train.json.gz"
@@ -60,8 +67,9 @@ def load_sets(
     topiocqa_split = split_by_conversation(_tagged(topiocqa, "topiocqa"), 0.1, 0.1, seed)
     doc2dial = {target: _doc2dial(data_dir, target, seed) for target in ("passage", "answer")}
     topiocqa_train = _share(topiocqa_split.train, topiocqa_share, seed)
+    train = pd.concat([canard_split.train, topiocqa_train], ignore_index=True)
     return {
-        "train": pd.concat([canard_split.train, topiocqa_train], ignore_index=True),
+        "train": _at_most(train, max_train_chars),
         "val": pd.concat(
             [canard_split.val, topiocqa_split.val, doc2dial["passage"].val], ignore_index=True
         ),
@@ -86,6 +94,16 @@ def _share(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
     ids = turns["conversation_id"].drop_duplicates()
     kept = set(ids.sample(frac=share, random_state=seed))
     return turns[turns["conversation_id"].isin(kept)].reset_index(drop=True)
+
+
+def _at_most(turns: pd.DataFrame, max_chars: int | None) -> pd.DataFrame:
+    """Turns whose joined history + query (the model's N_max turns) has at most ``max_chars``."""
+    if max_chars is None:
+        return turns
+    lengths = [len(t) for t in joined_texts(truncate_histories(turns, N_MAX))]
+    kept = turns[[n <= max_chars for n in lengths]].reset_index(drop=True)
+    logger.info("train: %d of %d turns within %d characters", len(kept), len(turns), max_chars)
+    return kept
 
 
 def _tagged(turns: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -174,7 +192,7 @@ def run(args: argparse.Namespace, encoder: YEncoder | None = None) -> dict[str, 
     started = time.perf_counter()
     predictor = predictor_config(args.predictor)
     training = training_config(args.training)
-    sets = load_sets(args.data_dir, args.seed, args.topiocqa_share)
+    sets = load_sets(args.data_dir, args.seed, args.topiocqa_share, args.max_train_chars)
     for name in sets:
         sets[name] = (
             _subsample(sets[name], args.max_train_turns, args.seed)
@@ -236,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="share of TopiOCQA training conversations to train on (all: 1.0)",
+    )
+    parser.add_argument(
+        "--max-train-chars",
+        type=int,
+        default=None,
+        help="train only on turns whose history + query has at most this many characters",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

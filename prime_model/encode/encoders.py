@@ -105,18 +105,7 @@ class SentenceTransformerEncoder:
         would cut the query, the part that matters most, so the oldest context goes instead.
         Texts within the limit come back unchanged.
         """
-        limit = self._token_limit()
-        if limit is None:
-            return list(texts)
-        return [_keep_tail(text, self._model.tokenizer, limit) for text in texts]
-
-    def _token_limit(self) -> int | None:
-        """Tokens of text the model reads (max_seq_length minus [CLS]/[SEP]); None: no limit."""
-        max_length = self._model.max_seq_length
-        if max_length is None:
-            return None
-        specials = int(self._model.tokenizer.num_special_tokens_to_add(pair=False))
-        return max(1, int(max_length) - specials)
+        return keep_tails(texts, self._model.tokenizer, self._model.max_seq_length)
 
 
 @contextmanager
@@ -162,6 +151,19 @@ def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
     model.requires_grad_(False)  # frozen: targets must not move while the predictor trains
     logger.info("Y-Encoder %s: %s-d on %s", name, _embedding_dim(model), device)
     return name, model
+
+
+def keep_tails(texts: Sequence[str], tokenizer: Any, max_seq_length: int | None) -> list[str]:
+    """Each text's end that fits ``max_seq_length`` tokens with [CLS]/[SEP] (None: unchanged).
+
+    Shared by every encoder that offers ``fit_to_limit``, so training (torch) and serving (ONNX)
+    cut history + query texts identically.
+    """
+    if max_seq_length is None:
+        return list(texts)
+    specials = int(tokenizer.num_special_tokens_to_add(pair=False))
+    limit = max(1, int(max_seq_length) - specials)
+    return [_keep_tail(text, tokenizer, limit) for text in texts]
 
 
 def _keep_tail(text: str, tokenizer: Any, limit: int) -> str:

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prime_model.atomic import atomic_directory, write_text_synced
 from prime_model.encode.cache import default_cache_dir
-from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, keep_tails
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import DataValidationError, ExportError, PrimeError
 from prime_model.logs import quiet_loggers
@@ -230,6 +230,11 @@ class OnnxTextEncoder:
         return out
 
     # --- tokenising and running -------------------------------------------------------------
+
+    def fit_to_limit(self, texts: Sequence[str]) -> list[str]:
+        """Drop the start of texts over the token limit, as the torch encoder does in training."""
+        with self._tokenizer_lock:
+            return keep_tails(texts, self._tokenizer, self.max_seq_length)
 
     def _tokenize(self, texts: list[str]) -> dict[str, npt.NDArray[np.int64]]:
         """As sentence-transformers does: pad to the longest, cut at ``max_seq_length``."""

@@ -374,3 +374,15 @@ def test_concurrent_encode_from_four_threads(onnx_minilm: OnnxTextEncoder) -> No
     for thread in threads:
         thread.join()
     assert not errors, repr(errors[0])
+
+
+def test_fit_to_limit_cuts_like_the_torch_encoder(
+    minilm: SentenceTransformerEncoder, onnx_minilm: OnnxTextEncoder
+) -> None:
+    """Serving (ONNX) must cut history + query texts exactly as training (torch) did."""
+    history = " ".join(f"Koechlin{i} designed tower{i}." for i in range(200))
+    texts = ["How tall is it?", f"{history} And how tall is it?"]
+    fitted = onnx_minilm.fit_to_limit(texts)
+    assert fitted == minilm.fit_to_limit(texts)
+    assert fitted[0] == texts[0] and fitted[1] != texts[1]
+    assert fitted[1].endswith("And how tall is it?")
