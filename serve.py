@@ -24,11 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        retriever = load_production_retriever()
+        serve(load_production_retriever(), args.host, args.port)  # a busy port is a PrimeError
     except PrimeError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    serve(retriever, args.host, args.port)
     return 0
 
 

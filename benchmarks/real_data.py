@@ -28,10 +28,10 @@ import torch
 from prime_model import load_checkpoint
 from prime_model.atomic import write_text_atomic
 from prime_model.data import read_turns, split_by_conversation
+from prime_model.data.schema import truncate_histories
 from prime_model.data.split import TurnSplits
 from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
-from prime_model.data.schema import truncate_histories
 from prime_model.encode.encoding import EncodedTurns, encode_splits, joined_texts
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks

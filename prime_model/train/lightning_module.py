@@ -71,7 +71,7 @@ class PredictorLightningModule(L.LightningModule):
         """The net on a batch, with the roles and concat it reads (EncodedTurns checked them)."""
         dtype = self.net.pred_token.dtype
         concat = batch.concat if self.predictor_config.concat_input else None
-        return self.net.forward_unchecked(  # type: ignore[no-any-return]
+        return self.net.forward_unchecked(
             batch.context.to(dtype),
             batch.query.to(dtype),
             batch.context_mask,

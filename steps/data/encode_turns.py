@@ -19,7 +19,7 @@ EncodedOutputs = tuple[
 
 # one entry per output: ZenML hashes outputs in this order, and a bare class gave a random one
 @step(output_materializers=dict.fromkeys(ENCODED_NAMES, EncodedTurnsMaterializer))
-def encode_turns(
+def encode_turns(  # noqa: PLR0917 - one input per split, then the encoding settings
     train_turns: pd.DataFrame,
     val_turns: pd.DataFrame,
     test_turns: pd.DataFrame,

@@ -1,4 +1,4 @@
-"""Role embeddings and the [CAT] token: off by default, and an untrained model is still the query."""
+"""Role embeddings and the [CAT] token: off by default; an untrained model is still the query."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from prime_model import ConfigError, EmbeddingPredictor, PredictorConfig
 from prime_model.errors import PredictorError
+from prime_model.model import GATE_SCALE
 from tests.prime_model.test_residual import _config as residual_config
 
 
@@ -38,7 +39,7 @@ def test_the_gate_mixes_concat_into_the_residual() -> None:
     torch.manual_seed(0)
     model = EmbeddingPredictor(_config()).eval()
     with torch.no_grad():
-        model.concat_gate.fill_(0.5)
+        model.concat_gate.fill_(0.5 / GATE_SCALE)
     inputs = _inputs()
     mix = F.normalize(inputs["query"] + 0.5 * inputs["concat"], dim=-1)
     assert torch.allclose(model(**inputs), mix, atol=1e-6)

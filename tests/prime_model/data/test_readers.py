@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from prime_model.data.readers import SUPPORTED_FORMATS, read_turns
-from prime_model.data.schema import COLUMNS, DTYPES, Turn, turns_to_frame
+from prime_model.data.schema import COLUMNS, DTYPES, ROLE_COLUMN, Turn, turns_to_frame
 from prime_model.errors import DataValidationError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
@@ -21,9 +21,15 @@ TOPIOCQA = FIXTURES / "topiocqa_sample.json"
 
 
 def _assert_turn_table(frame: pd.DataFrame) -> None:
-    assert tuple(frame.columns) == COLUMNS
-    assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == DTYPES
+    """The schema's columns (public readers add who spoke each history entry)."""
+    roles = ROLE_COLUMN in frame.columns
+    assert tuple(frame.columns) == (*COLUMNS, ROLE_COLUMN) if roles else COLUMNS
+    dtypes = {**DTYPES, ROLE_COLUMN: "object"} if roles else DTYPES
+    assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == dtypes
     assert all(isinstance(h, list) and all(isinstance(s, str) for s in h) for h in frame.history)
+    if roles:
+        lengths = [len(r) for r in frame[ROLE_COLUMN]]
+        assert lengths == [len(h) for h in frame.history]
 
 
 def _sample_frame() -> pd.DataFrame:

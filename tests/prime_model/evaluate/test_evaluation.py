@@ -23,6 +23,7 @@ from prime_model.evaluate.baselines import concat_text, concat_texts, mean_of_tu
 from prime_model.evaluate.evaluation import evaluate, predict_encoded, summarise
 from prime_model.evaluate.metrics import gold_ranks, retrieval_metrics
 from prime_model.evaluate.report import BASELINES, FIRST_TURN, LATER_TURNS, SYSTEMS, EvaluationTable
+from prime_model.model import GATE_SCALE
 from tests.conftest import CountingEncoder
 
 D = 4
@@ -376,10 +377,11 @@ def test_query_concat_mix_is_scored_and_a_concat_model_reads_the_encoded_concat(
     encoded = encode_turns(with_roles, StubEncoder(), max_context_length=4, concat=True)
     model = _model(residual=True, concat_input=True, role_embedding=True)
     with torch.no_grad():
-        model.concat_gate.fill_(0.5)  # the model is now exactly the free mix
+        model.concat_gate.fill_(0.5 / GATE_SCALE)  # the model is now exactly the free mix
     table = evaluate(model, encoded, with_roles, StubEncoder(), by_history=True)
     mix = F.normalize(encoded.query + 0.5 * encoded.concat, dim=-1)  # type: ignore[operator]
-    assert table.rows["query+concat"] == retrieval_metrics(mix, encoded.corpus, encoded.target_index)
+    gold = encoded.target_index
+    assert table.rows["query+concat"] == retrieval_metrics(mix, encoded.corpus, gold)
     assert table.rows["model"] == table.rows["query+concat"]
     assert set(table.breakdown) == {
         FIRST_TURN, LATER_TURNS, "history 1-4", "with system turns"
