@@ -95,7 +95,13 @@ def test_history_roles_are_kept_checked_and_truncated_with_the_history() -> None
     assert role_ids(["system", "user"], 2) == [2, 1]
     assert role_ids(None, 3) == [0, 0, 0]
     with pytest.raises(DataValidationError, match="2 roles"):
-        conform_frame(frame.assign(**{ROLE_COLUMN: [["user", "system"], None]}))
+        conform_frame(_with_roles(frame, [["user", "system"], None]))
     with pytest.raises(DataValidationError, match="expected a list of user/system"):
-        conform_frame(frame.assign(**{ROLE_COLUMN: [["user", "bot", "user"], None]}))
+        conform_frame(_with_roles(frame, [["user", "bot", "user"], None]))
     assert ROLE_COLUMN not in conform_frame(frame.drop(columns=[ROLE_COLUMN])).columns
+
+
+def _with_roles(frame: pd.DataFrame, roles: list[list[str] | None]) -> pd.DataFrame:
+    out = frame.copy()
+    out[ROLE_COLUMN] = pd.Series(roles, dtype=object)
+    return out

@@ -155,7 +155,7 @@ def test_roles_and_concat_are_encoded_and_survive_a_round_trip(
     frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     roles = [["user", "system"] * (len(h) // 2) for h in frame["history"]]
-    with_roles = turns_to_frame(Turn(**row) for row in frame.to_dict("records"))
+    with_roles = frame.copy()
     with_roles["history_roles"] = pd.Series(roles, dtype=object)
     encoder = CountingEncoder()
     encoded = encode_turns(with_roles, encoder, 3, concat=True)

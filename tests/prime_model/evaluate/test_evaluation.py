@@ -373,7 +373,8 @@ def test_markdown_without_the_breakdown_is_the_overall_table_only(table: Evaluat
 def test_query_concat_mix_is_scored_and_a_concat_model_reads_the_encoded_concat(
     turns: pd.DataFrame,
 ) -> None:
-    with_roles = turns.assign(history_roles=[[], ["user", "system"], []])
+    with_roles = turns.copy()
+    with_roles["history_roles"] = pd.Series([[], ["user", "system"], []], dtype=object)
     encoded = encode_turns(with_roles, StubEncoder(), max_context_length=4, concat=True)
     model = _model(residual=True, concat_input=True, role_embedding=True)
     with torch.no_grad():
