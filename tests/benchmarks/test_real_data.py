@@ -1,6 +1,6 @@
 """A small slice of the real-data benchmark, where the public data lies beside the checkout.
 
-Opt-in by presence: ``../shared/data`` (the team's copy of CANARD and TopiOCQA) exists on the
+Opt-in by presence: ``../shared/data`` (the team's copy of CANARD, TopiOCQA and doc2dial) exists on the
 team's machines and in CI, not on a user's; without it the test is skipped.
 """
 
@@ -37,11 +37,17 @@ def test_a_slice_trains_a_checkpoint_and_writes_both_tables(tmp_path: Path) -> N
         "canard-dev (rewrite)",
         "canard-dev (answer)",
         "topiocqa held-out (answer)",
+        "doc2dial held-out (paragraph)",
+        "doc2dial held-out (span)",
     }
     for table in results["sets"].values():
         assert set(SYSTEMS) <= set(table["rows"])
     oracle = results["sets"]["canard-dev (answer)"]["rows"]["rewrite oracle"]
     assert 0 < oracle["mrr"] <= 1
-    assert "| canard-dev (answer) |" in (tmp_path / "real_data.md").read_text(encoding="utf-8")
+    table = (tmp_path / "real_data.md").read_text(encoding="utf-8")
+    assert "| canard-dev (answer) |" in table
+    assert "| history 5+ MRR |" in table
+    doc2dial = results["sets"]["doc2dial held-out (paragraph)"]
+    assert {"with system turns", "first turn"} <= set(doc2dial["breakdown"])
     model = load_checkpoint(tmp_path / "model").model
     assert model.config.residual
