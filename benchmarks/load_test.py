@@ -357,16 +357,12 @@ def _padded_recall(padded: RetrievalIndex, model: Path, bodies: Sequence[bytes])
     """Recall@10 vs exact for the predicted embeddings of the load test's own requests."""
     from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
     from prime_model.retrieve.request import parse_request  # noqa: PLC0415
-    from prime_model.retrieve.service import serving_encoder  # noqa: PLC0415
+    from prime_model.retrieve.service import Retriever, serving_encoder  # noqa: PLC0415
     from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415
 
     predictor, encoder = OnnxPredictor.from_file(model), serving_encoder(EncoderConfig())
-    queries = []
-    for body in bodies[:300]:
-        request = parse_request(body)
-        vectors = encoder.encode([*request.history, request.query])
-        mask = np.ones((1, len(request.history)), dtype=np.bool_)
-        queries.append(predictor.predict(vectors[None, :-1], vectors[-1:], mask)[0])
+    retriever = Retriever(predictor, encoder, padded, model_version="load-test")  # as served
+    queries = [retriever.predict(parse_request(body))[0] for body in bodies[:300]]
     return recall_vs_exact(padded, np.stack(queries))
 
 

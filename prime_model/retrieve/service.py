@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, YEncoder
@@ -100,6 +101,12 @@ class Retriever:
 
     def answer(self, request: RetrievalRequest) -> RetrievalAnswer:
         start = time.perf_counter()
+        hits = self.index.search(self.predict(request), request.top_k)[0]
+        took_ms = (time.perf_counter() - start) * 1000
+        return RetrievalAnswer(hits, self.model_version, self.predictor.backend, took_ms)
+
+    def predict(self, request: RetrievalRequest) -> npt.NDArray[np.float32]:
+        """The request's predicted embedding (1×D_out): encode (cached) and predict."""
         self.check(request)
         n, reads_concat = len(request.history), self.predictor.config.concat_input
         joined = [self.concat_text(request)] if reads_concat else []
@@ -110,10 +117,7 @@ class Retriever:
         extra = {"concat": vectors[n + 1 :]} if reads_concat else {}  # only what the model reads
         if self.predictor.config.role_embedding and request.history_roles is not None:
             extra["context_roles"] = np.array([request.role_ids()], dtype=np.int64)
-        predicted = self.predictor.predict(context, vectors[n : n + 1], mask, **extra)
-        hits = self.index.search(predicted, request.top_k)[0]
-        took_ms = (time.perf_counter() - start) * 1000
-        return RetrievalAnswer(hits, self.model_version, self.predictor.backend, took_ms)
+        return self.predictor.predict(context, vectors[n : n + 1], mask, **extra)
 
     def concat_text(self, request: RetrievalRequest) -> str:
         """History + query as one text, cut from the start to the encoder's token limit: what
