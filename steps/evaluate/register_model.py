@@ -45,7 +45,10 @@ def apply_gate(
 ) -> PromotionDecision:
     """Compare with the floor, the best baseline and production; record the decision."""
     score = evaluation.rows[MODEL][gate.metric]
-    best_baseline = max(evaluation.rows[name][gate.metric] for name in BASELINES)
+    # a table evaluated before a baseline existed (a cached step) lacks its row
+    best_baseline = max(
+        evaluation.rows[name][gate.metric] for name in BASELINES if name in evaluation.rows
+    )
     decision = decide_promotion(
         score,
         best_baseline,

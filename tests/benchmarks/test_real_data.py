@@ -1,7 +1,7 @@
 """A small slice of the real-data benchmark, where the public data lies beside the checkout.
 
-Opt-in by presence: ``../shared/data`` (the team's copy of CANARD, TopiOCQA and doc2dial) exists on the
-team's machines and in CI, not on a user's; without it the test is skipped.
+Opt-in by presence: ``../shared/data`` (the team's copy of CANARD, TopiOCQA and doc2dial) exists
+on the team's machines and in CI, not on a user's; without it the test is skipped.
 """
 
 from __future__ import annotations

@@ -6,14 +6,12 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 
 from prime_model.evaluate.promotion import GateConfig
-from prime_model.evaluate.report import EvaluationTable
+from prime_model.evaluate.report import BASELINES, EvaluationTable
 from steps.evaluate.register_model import apply_gate, production_score
 
 
 def _table(model: float, baseline: float) -> EvaluationTable:
-    rows = {
-        name: {"recall@10": baseline} for name in ("query-only", "concat-text", "mean-of-turns")
-    }
+    rows = {name: {"recall@10": baseline} for name in BASELINES}
     return EvaluationTable(
         num_turns=10, rows={"model": {"recall@10": model}, **rows}, best_baseline="query-only",
         relative_gain=None, relative_gains={}, corpus_size=10, encoder_name="stub",

@@ -9,6 +9,7 @@ from prime_model import PredictorConfig, TrainingConfig
 from prime_model.data import SampleConfig, generate_sample, split_by_conversation
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.evaluate.report import SYSTEMS
 from steps import evaluate_predictor, train_predictor
 
 PREDICTOR = PredictorConfig(
@@ -38,5 +39,5 @@ def test_train_then_evaluate(data: tuple[dict[str, EncodedTurns], pd.DataFrame])
     table, report = evaluate_predictor.entrypoint(
         checkpoint, encoded["test"], test_turns, EncoderConfig(device="cpu")
     )
-    assert set(table.rows) == {"model", "query-only", "concat-text", "mean-of-turns"}
+    assert set(table.rows) == set(SYSTEMS)
     assert "<svg" in str(report)
