@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import numpy as np
@@ -151,11 +151,11 @@ def _roles(value: object, history: object, source: str, row: int) -> list[str] |
     return list(value)
 
 
-def role_ids(roles: list[str] | None, length: int) -> list[int]:
-    """Role ids (1 user, 2 system; 0 unknown) for a history of ``length`` entries."""
+def role_ids(roles: Sequence[str | None] | None, length: int) -> list[int]:
+    """Role ids (1 user, 2 system; 0 unknown, per entry or for all) for ``length`` entries."""
     if roles is None:
         return [0] * length
-    return [ROLES.index(role) + 1 for role in roles]
+    return [0 if role is None else ROLES.index(role) + 1 for role in roles]
 
 
 def _plain_text_columns(frame: pd.DataFrame) -> pd.DataFrame:

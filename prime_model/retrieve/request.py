@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from prime_model.config import describe_validation_error
-from prime_model.data.schema import ROLES
+from prime_model.data.schema import ROLES, role_ids
 from prime_model.errors import RequestError
 from prime_model.parsing import is_blank, parse_json, shown
 from prime_model.unicode_checks import has_lone_surrogate
@@ -93,8 +93,7 @@ class RetrievalRequest(BaseModel):
 
     def role_ids(self) -> list[int]:
         """The predictor's role id per history entry: 1 user, 2 system, 0 unknown."""
-        roles = self.history_roles or [None] * len(self.history)
-        return [0 if role is None else ROLES.index(role) + 1 for role in roles]
+        return role_ids(self.history_roles, len(self.history))
 
 
 def split_turn_objects(data: Any) -> Any:
