@@ -24,9 +24,10 @@ from prime_model.config import describe_validation_error, strict_values
 from prime_model.errors import ConfigError, PrimeError
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable
+from prime_model.files import read_text_file
 from prime_model.logs import quiet_loggers
 from prime_model.monitor.retraining import RetrainingDecision
-from prime_model.parsing import parse_yaml, read_text_file
+from prime_model.parsing import parse_yaml
 
 logger = logging.getLogger("run")
 ZENML_BANNER = "zenml.pipelines.pipeline_definition"

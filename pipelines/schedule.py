@@ -22,7 +22,9 @@ from zenml.config.schedule import Schedule
 from pipelines.retraining import retraining_pipeline
 from prime_model.config import describe_validation_error, strict_scalars
 from prime_model.errors import ConfigError, PrimeError
-from prime_model.parsing import parse_yaml, read_text_file, shown
+from prime_model.files import read_text_file
+from prime_model.parsing import parse_yaml
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 
 from prime_model.errors import PrimeError
 from prime_model.file_lock import LockTimeoutError, exclusive
-from prime_model.parsing import shown
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,10 @@ from prime_model.atomic import atomic_directory, fsync_file, sha256_file, write_
 from prime_model.config import PredictorConfig, describe_validation_error
 from prime_model.devices import check_device
 from prime_model.errors import CheckpointError, PredictorError
+from prime_model.files import check_regular_file, file_kind, read_text_file
 from prime_model.model import EmbeddingPredictor
-from prime_model.parsing import check_regular_file, file_kind, parse_json, read_text_file, shown
+from prime_model.parsing import parse_json
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,9 @@ from typing import Annotated, Any, Final, Literal, Self, Union, get_args, get_or
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prime_model.errors import ConfigError
-from prime_model.parsing import StrictYamlLoader, parse_yaml, read_text_file, shown
+from prime_model.files import read_text_file
+from prime_model.parsing import StrictYamlLoader, parse_yaml
+from prime_model.text import shown
 
 
 def describe_validation_error(exc: ValidationError) -> str:

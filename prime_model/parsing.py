@@ -1,26 +1,23 @@
-"""Parsing hostile text safely: JSON, YAML, file kinds and bounded values in messages.
+"""Parsing hostile text strictly: JSON and YAML with the same limits everywhere.
 
-Every reader of untrusted text in ``prime_model`` goes through here, so the same limits hold
-everywhere: no duplicate key silently wins, no nesting deep enough to crash the parser, no huge
-integer escapes as a bare ``ValueError``, no YAML alias expands into a billion nodes, no named pipe
-is opened (it would block forever), and no error message prints an unbounded value.
+Every reader of untrusted text in ``prime_model`` goes through here: no duplicate key silently
+wins, no nesting deep enough to crash the parser, no huge integer escapes as a bare
+``ValueError`` and no YAML alias expands into a billion nodes. File checks live in
+:mod:`prime_model.files`, bounded values in messages in :mod:`prime_model.text`.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import re
-import reprlib
-import stat
 import sys
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
 from prime_model.errors import ConfigError, PrimeError
+from prime_model.text import shown
 from prime_model.unicode_checks import lone_surrogate_at, may_hold_surrogate
 
 MAX_JSON_DEPTH: Final = 100
@@ -28,58 +25,10 @@ MAX_JSON_DEPTH: Final = 100
 MAX_YAML_NODES: Final = 100_000
 """Most nodes a YAML document may expand to once its aliases are followed."""
 MAX_YAML_DEPTH: Final = 100
-MAX_TEXT_FILE_BYTES: Final = 1 << 20  # configs and metadata; data files are read elsewhere
 """Deepest YAML nesting accepted (the composer recurses in Python)."""
-
-INVISIBLE: Final = (
-    r"\s\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4"
-    r"\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
-    r"\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-    r"\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000e0100-\U000e01ef"
-)
-"""Regex class body of what shows nothing: whitespace, every format (``Cf``) character (zero-width
-spaces and joiners, BOM, bidi controls, ...), variation selectors and the Hangul fillers."""
-BLANK_PATTERN: Final = rf"^[{INVISIBLE}]*$"
-"""A text that is empty, or whitespace and invisible characters only."""
-_BLANK: Final = re.compile(rf"[{INVISIBLE}]*")
 
 _JSON_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _JSON_BRACKET: Final = re.compile(r"[\[\]{}]")
-
-
-class _BoundedRepr(reprlib.Repr):
-    """``reprlib`` that also survives integers beyond Python's int-to-str digit limit."""
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 256:
-            return f"<int of about {int(x.bit_length() * 0.30103) + 1} digits>"
-        return super().repr_int(x, level)
-
-
-_REPR: Final = _BoundedRepr()
-_REPR.maxstring = 160
-_REPR.maxother = 160
-_REPR.maxlevel = 4
-
-
-def shown(value: object, limit: int = 200) -> str:
-    """A repr of ``value`` for an error message, never longer than ``limit`` characters.
-
-    Costs what the shown part costs, so a billion-laughs value or a 10 MB string is safe to name.
-    """
-    try:
-        text = _REPR.repr(value)
-    except Exception:  # a hostile __repr__ must not replace the real error
-        text = f"<{type(value).__name__} object>"
-    if len(text) > limit:
-        keep = max(limit - 5, 1)
-        text = f"{text[:keep]}...{text[-2:]}" if limit >= 8 else text[:limit]
-    return text
-
-
-def is_blank(text: str) -> bool:
-    """Whether ``text`` shows nothing: ``str.strip`` keeps U+200B, U+2060, U+FEFF, ..."""
-    return _BLANK.fullmatch(text) is not None
 
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -182,142 +131,6 @@ def parse_json(
 def _int_digit_limit() -> int:
     limit = sys.get_int_max_str_digits()
     return limit if limit else 4300
-
-
-# ---------------------------------------------------------------------------------------- files
-
-
-_KINDS: Final = (
-    (stat.S_ISDIR, "is a directory"),
-    (stat.S_ISFIFO, "is a named pipe (FIFO)"),
-    (stat.S_ISSOCK, "is a socket"),
-    (stat.S_ISCHR, "is a character device"),
-    (stat.S_ISBLK, "is a block device"),
-)
-
-
-_STAT_ERRORS: Final = {
-    errno.ELOOP: "is a symlink loop (the link resolves back to itself)",
-    errno.ENOTDIR: "has a parent that is a file, not a directory",
-    errno.EACCES: "cannot be inspected: permission denied",
-    errno.ENAMETOOLONG: "has a name too long for the file system",
-}
-
-
-def _stat_problem(path: Path, exc: OSError) -> str:
-    """What an ``os.stat`` failure means, in words: missing, dangling link, loop, ..."""
-    if exc.errno == errno.ENOENT:
-        if path.is_symlink():
-            return f"is a dangling symlink (its target {path.readlink()!s} does not exist)"
-        return "does not exist"
-    known = _STAT_ERRORS.get(exc.errno or 0)
-    return known or f"cannot be inspected ({exc.strerror or exc})"
-
-
-def file_kind(mode: int) -> str | None:
-    """What a non-regular, non-directory ``st_mode`` is, or None for a regular file."""
-    for test, words in _KINDS:
-        if test(mode):
-            return words
-    return None if stat.S_ISREG(mode) else "is not a regular file"
-
-
-def check_regular_file(path: Path, what: str, error: type[PrimeError]) -> None:
-    """Refuse anything but an existing regular file (following symlinks), without opening it.
-
-    ``stat`` rather than ``open``: opening a FIFO blocks until a writer appears, possibly forever.
-    """
-    try:
-        mode = Path(path).stat().st_mode
-    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte
-        if isinstance(exc, OSError) and exc.errno == errno.ENOENT and not Path(path).is_symlink():
-            raise error(f"{path}: no such {what}; expected an existing regular file") from None
-        problem = _stat_problem(Path(path), exc) if isinstance(exc, OSError) else "is not a path"
-        raise error(f"{path}: cannot read {what}: it {problem}; expected a regular file") from None
-    kind = file_kind(mode)
-    if kind is not None:
-        if stat.S_ISFIFO(mode):
-            kind += " (opening it would block until something writes to it)"
-        raise error(f"{path}: cannot read {what}: it {kind}; expected a regular file")
-
-
-def _dir_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be (or become) a directory, in words; None when it can."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno != errno.ENOENT or path.is_symlink():
-            return _stat_problem(path, exc)
-        for parent in path.parents:  # the nearest existing ancestor must be a directory
-            if parent.exists() or parent.is_symlink():
-                if not parent.is_dir():
-                    return f"cannot be created: {parent} is not a directory"
-                return None
-        return None
-    if stat.S_ISDIR(mode):
-        return None
-    return f"{file_kind(mode) or 'is a regular file'}, not a directory"
-
-
-def check_output_dir(path: Path, what: str, error: type[PrimeError]) -> None:
-    """Refuse an output directory that exists as something else, or sits under a file.
-
-    A missing directory is fine (the writer creates it); checked before any work is done, so a
-    long run cannot end in an ``OSError`` about its output path.
-    """
-    problem = _dir_problem(Path(path))
-    if problem is not None:
-        raise error(f"{path}: {what} {problem}; expected a directory")
-
-
-def check_output_file(path: Path, what: str, error: type[PrimeError]) -> None:
-    """Refuse an output file path that is a directory, a FIFO, ..., or whose folder cannot be.
-
-    An existing regular file is fine (it is replaced); checked before any work is done.
-    """
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno != errno.ENOENT or path.is_symlink():
-            problem = _stat_problem(path, exc)
-            raise error(
-                f"cannot write {path}: the {what} {problem}; expected a file path"
-            ) from None
-    else:
-        if not stat.S_ISREG(mode):
-            kind = file_kind(mode) or "is not a regular file"
-            raise error(f"cannot write {path}: the {what} {kind}; expected a file path")
-    folder = _dir_problem(path.parent)
-    if folder is not None:
-        raise error(
-            f"cannot write {path}: the {what}'s folder {path.parent} {folder}; expected a "
-            "folder that is or can become a directory"
-        )
-
-
-def read_text_file(
-    path: Path, what: str, error: type[PrimeError], max_bytes: int = MAX_TEXT_FILE_BYTES
-) -> str:
-    """A regular file's UTF-8 text of at most ``max_bytes``; every failure is ``error`` naming
-    ``path``. The bound is for configs: PyYAML takes seconds per 100 KB of flow lists."""
-    check_regular_file(path, what, error)
-    try:
-        size = Path(path).stat().st_size
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    if size > max_bytes:
-        raise error(
-            f"{path}: {what} is {size} bytes; expected at most {max_bytes} (a config, not data)"
-        )
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"{path}: {what} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
 # ----------------------------------------------------------------------------------------- YAML

@@ -21,7 +21,7 @@ from prime_model.cli.inference import add_inference_commands, write_text
 from prime_model.cli.predict import add_predict_command
 from prime_model.cli.serve import add_serve_commands
 from prime_model.errors import ConfigError, PrimeError
-from prime_model.parsing import check_output_dir, check_output_file
+from prime_model.files import check_output_dir, check_output_file
 from prime_model.presets import (
     PREDICTOR_PRESETS,
     TRAINING_PRESETS,

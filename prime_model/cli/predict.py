@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prime_model.errors import ConfigError
-from prime_model.parsing import check_output_file
+from prime_model.files import check_output_file
 
 logger = logging.getLogger("prime_model.cli")
 

@@ -20,7 +20,7 @@ from typing import Final
 
 from prime_model.data.records import Record
 from prime_model.errors import DataValidationError
-from prime_model.parsing import shown
+from prime_model.text import shown
 
 FIELDS: Final = ("id", "question", "context", "answers", "title")
 MAX_MEMBER_BYTES: Final = 1 << 30  # the release's CSV is 46 MB; a zip bomb is refused

@@ -32,7 +32,7 @@ from prime_model.data.records import (
 )
 from prime_model.data.schema import COLUMNS, ROLE_COLUMN, conform_frame
 from prime_model.errors import DataValidationError
-from prime_model.parsing import shown
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

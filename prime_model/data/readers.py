@@ -26,7 +26,8 @@ from prime_model.data.records import (
 )
 from prime_model.data.schema import COLUMNS, conform_frame
 from prime_model.errors import DataValidationError
-from prime_model.parsing import parse_json, shown
+from prime_model.parsing import parse_json
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,9 @@ import numpy as np
 
 from prime_model.data.decompress import gunzip_bounded
 from prime_model.errors import DataValidationError
-from prime_model.parsing import check_regular_file, parse_json, shown
+from prime_model.files import check_regular_file
+from prime_model.parsing import parse_json
+from prime_model.text import shown
 from prime_model.unicode_checks import has_lone_surrogate
 
 Record = dict[str, Any]

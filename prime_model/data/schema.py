@@ -32,7 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.errors import ConfigError, DataValidationError
-from prime_model.parsing import shown
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

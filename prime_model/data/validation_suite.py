@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig
 from prime_model.data.schema import COLUMNS, DTYPES, Turn, required_columns
-from prime_model.parsing import BLANK_PATTERN
+from prime_model.text import BLANK_PATTERN
 
 # Columns whose values must be strings, read off the schema's Turn model (str or str | None).
 _TEXT_COLUMNS: Final = tuple(

@@ -27,7 +27,7 @@ from prime_model.atomic import atomic_file
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import DataValidationError, PrimeError
-from prime_model.parsing import check_regular_file
+from prime_model.files import check_regular_file
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ from prime_model.atomic import atomic_file
 from prime_model.data.schema import ROLE_COLUMN, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.errors import DataValidationError
-from prime_model.parsing import check_regular_file, parse_json, shown
+from prime_model.files import check_regular_file
+from prime_model.parsing import parse_json
+from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
 

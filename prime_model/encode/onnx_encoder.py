@@ -41,8 +41,9 @@ from prime_model.encode.cache import default_cache_dir
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, keep_tails
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import DataValidationError, ExportError, PrimeError
+from prime_model.files import check_regular_file
 from prime_model.logs import quiet_loggers
-from prime_model.parsing import check_regular_file, parse_json
+from prime_model.parsing import parse_json
 from prime_model.unicode_checks import has_lone_surrogate
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from prime_model.encode.encoders import YEncoder
 from prime_model.encode.encoding import corpus_id
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.errors import DataValidationError
-from prime_model.parsing import is_blank, shown
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
+from prime_model.text import is_blank, shown
 
 CORPUS_COLUMNS: Final = ("id", "text")
 _FORMATS: Final = (".jsonl", ".json", ".parquet", ".csv")

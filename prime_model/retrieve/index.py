@@ -28,7 +28,6 @@ from safetensors.numpy import save_file
 from prime_model.atomic import atomic_directory, check_replaceable, sha256_file, write_error
 from prime_model.config import FrozenConfig
 from prime_model.errors import RetrievalError
-from prime_model.parsing import shown
 from prime_model.retrieve._faiss import faiss
 from prime_model.retrieve.index_files import (
     CHECKSUM_KEY,
@@ -43,6 +42,7 @@ from prime_model.retrieve.index_files import (
     meta_checksum,
     read_index_files,
 )
+from prime_model.text import shown
 from prime_model.unicode_checks import has_lone_surrogate
 
 logger = logging.getLogger(__name__)

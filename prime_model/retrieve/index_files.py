@@ -25,8 +25,10 @@ from pydantic import ValidationError
 from prime_model.atomic import sha256_file
 from prime_model.config import FrozenConfig
 from prime_model.errors import ConfigError, RetrievalError
-from prime_model.parsing import check_regular_file, parse_json, read_text_file, shown
+from prime_model.files import check_regular_file, read_text_file
+from prime_model.parsing import parse_json
 from prime_model.retrieve.faiss_file import read_hnsw_layout
+from prime_model.text import shown
 
 FORMAT: Final = "prime-retrieval-index"
 FORMAT_VERSION: Final = "2"

@@ -26,8 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from prime_model.errors import RetrievalError
-from prime_model.parsing import parse_json, shown
+from prime_model.parsing import parse_json
 from prime_model.retrieve.index import Hit, RetrievalIndex, query_matrix
+from prime_model.text import shown
 
 try:  # the pgvector extra; without it this module imports and every entry point says so
     import psycopg

@@ -39,9 +39,10 @@ from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.devices import cuda_device_count
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import CheckpointError, ConfigError
+from prime_model.files import check_output_dir, check_regular_file
 from prime_model.logs import is_terminal, lightning_logs
 from prime_model.model import EmbeddingPredictor
-from prime_model.parsing import check_output_dir, check_regular_file, shown
+from prime_model.text import shown
 from prime_model.train.datamodule import PredictorDataModule
 from prime_model.train.history import MONITOR, best_epoch, read_history, warn_if_still_improving
 from prime_model.train.lightning_module import PredictorLightningModule

@@ -11,19 +11,20 @@ from pathlib import Path
 import pytest
 
 from prime_model.errors import CheckpointError, ConfigError, DataValidationError
-from prime_model.parsing import (
-    MAX_JSON_DEPTH,
-    MAX_YAML_NODES,
+from prime_model.files import (
     check_output_dir,
     check_output_file,
     check_regular_file,
-    is_blank,
+    read_text_file,
+)
+from prime_model.parsing import (
+    MAX_JSON_DEPTH,
+    MAX_YAML_NODES,
     json_depth_exceeds,
     parse_json,
     parse_yaml,
-    read_text_file,
-    shown,
 )
+from prime_model.text import is_blank, shown
 
 
 def test_parse_json_reads_valid_json() -> None:
