@@ -31,11 +31,11 @@ import schemathesis  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from prime_model.retrieve.app import MAX_ERROR_CHARS, create_app  # noqa: E402
 
 from prime_model.data import read_turns  # noqa: E402
 from prime_model.errors import DataValidationError, PrimeError  # noqa: E402
 from prime_model.parsing import parse_json  # noqa: E402
+from prime_model.retrieve.app import MAX_ERROR_CHARS, create_app  # noqa: E402
 from prime_model.retrieve.corpus import read_corpus  # noqa: E402
 from prime_model.text import is_blank  # noqa: E402
 from prime_model.unicode_checks import has_lone_surrogate  # noqa: E402
