@@ -11,13 +11,9 @@ from zenml.models import ArtifactVersionResponse, ModelVersionResponse, Pipeline
 from pipelines.training import MODEL_NAME
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.encode.encoders import EncoderConfig
-from prime_model.errors import PrimeError
+from prime_model.errors import NoProductionModelError
 from prime_model.retrieve.index import RetrievalIndex
-from prime_model.serve.onnx_file import VerifiedOnnx
-
-
-class NoProductionModelError(PrimeError):
-    """Nothing to predict with or compare against yet."""
+from prime_model.runtime.onnx_file import VerifiedOnnx
 
 
 def production_version(model_name: str = MODEL_NAME) -> ModelVersionResponse:

@@ -21,7 +21,12 @@ from zenml.config.schedule import Schedule
 
 from pipelines.retraining import retraining_pipeline
 from prime_model.config import describe_validation_error, strict_scalars
-from prime_model.errors import ConfigError, PrimeError
+from prime_model.errors import (
+    ConfigError,
+    PrimeError,
+    ScheduleConfigError,
+    SchedulingUnsupportedError,
+)
 from prime_model.files import read_text_file
 from prime_model.parsing import parse_yaml
 from prime_model.text import shown
@@ -32,14 +37,6 @@ DEFAULT_CONFIG = Path("configs/retraining_schedule.yaml")
 
 _MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _FORMS = "minute hour day-of-month month day-of-week, e.g. '0 3 * * *'"
-
-
-class ScheduleConfigError(ConfigError):
-    """A schedule config file is missing, has no usable ``schedule:`` section or a bad cron."""
-
-
-class SchedulingUnsupportedError(PrimeError):
-    """The active stack's orchestrator cannot run pipelines on a schedule."""
 
 
 def check_cron(expression: str) -> None:

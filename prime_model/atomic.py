@@ -19,8 +19,8 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 
-from prime_model.errors import PrimeError
-from prime_model.file_lock import LockTimeoutError, exclusive
+from prime_model.errors import ForeignContentError, LockTimeoutError, WriteError
+from prime_model.file_lock import exclusive
 from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
@@ -101,21 +101,6 @@ def _remove_stale_staging(target: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
-
-
-class WriteError(PrimeError, OSError):
-    """A write failed (full disk, no permission, a path in the way); the target is unchanged.
-
-    An ``OSError`` too, so callers that turn a failed ``OSError`` into their own error (with
-    ``errno``/``strerror``) handle it the same way.
-    """
-
-    def __str__(self) -> str:  # OSError's would print "[Errno N] strerror: 'filename'"
-        return str(self.args[0]) if self.args else ""
-
-
-class ForeignContentError(WriteError):
-    """The output directory holds files PRIME did not write there; they are never replaced."""
 
 
 def write_error(target: Path, exc: BaseException) -> WriteError:

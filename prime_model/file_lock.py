@@ -18,16 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from prime_model.errors import LockTimeoutError
+
 LOCK_TIMEOUT_S: Final = 300.0
 """How long a writer waits for another one writing the same path (an index of 1M items)."""
 _POLL_S: Final = 0.05
 _UNSUPPORTED: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 
 logger = logging.getLogger(__name__)
-
-
-class LockTimeoutError(OSError):
-    """Another process kept writing the same path for longer than the timeout."""
 
 
 def lock_path(target: Path) -> Path:

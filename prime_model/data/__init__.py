@@ -13,12 +13,12 @@ from prime_model.data.schema import (
 )
 from prime_model.data.split import TurnSplits, split_by_conversation
 from prime_model.data.validation import (
-    TurnValidationError,
     ValidationConfig,
     ValidationReport,
     check_turns,
     validate_turns,
 )
+from prime_model.errors import TurnValidationError
 
 __all__ = [
     "COLUMNS",

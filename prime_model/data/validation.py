@@ -13,7 +13,7 @@ failure, so a pipeline can still store the report's HTML.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -25,7 +25,7 @@ from prime_model.data.validation_report import (
     outcome_from_result,
 )
 from prime_model.data.validation_suite import Check, ValidationConfig, derived_frame, suite_checks
-from prime_model.errors import DataValidationError
+from prime_model.errors import DataValidationError, TurnValidationError
 from prime_model.logs import quiet_loggers
 
 if TYPE_CHECKING:
@@ -45,18 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class TurnValidationError(DataValidationError):
-    """The turn table failed the suite; ``report`` holds every outcome (and ``to_html()``)."""
-
-    def __init__(self, message: str, report: ValidationReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-    def __reduce__(self) -> tuple[type[Self], tuple[str, ValidationReport]]:
-        # Exceptions pickle their args only; keep the report when a step crosses processes.
-        return type(self), (str(self), self.report)
 
 
 def validate_turns(

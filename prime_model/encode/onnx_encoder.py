@@ -40,7 +40,7 @@ from prime_model.atomic import atomic_directory, write_text_synced
 from prime_model.encode.cache import default_cache_dir
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, keep_tails
 from prime_model.encode.identity import encoder_fingerprint
-from prime_model.errors import DataValidationError, ExportError, PrimeError
+from prime_model.errors import DataValidationError, OnnxEncoderError, PrimeError
 from prime_model.files import check_regular_file
 from prime_model.logs import quiet_loggers
 from prime_model.parsing import parse_json
@@ -76,10 +76,6 @@ PROBE_BATCHES: Final = (
     ),
     (" ".join(f"Koechlin{i} designed tower{i} in {1880 + i}." for i in range(120)),),
 )
-
-
-class OnnxEncoderError(ExportError):
-    """The Y-Encoder cannot be exported to ONNX, or ONNX Runtime does not reproduce it."""
 
 
 class _Sidecar(BaseModel):

@@ -12,13 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from prime_model.errors import PrimeError
+from prime_model.errors import MetricsError
 
 DEFAULT_KS = (1, 5, 10)
-
-
-class MetricsError(PrimeError, ValueError):
-    """Inputs to the retrieval metrics have inconsistent shapes or indices."""
 
 
 def gold_ranks(predicted: Tensor, corpus: Tensor, gold: Tensor, chunk_size: int = 1024) -> Tensor:

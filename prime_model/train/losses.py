@@ -6,11 +6,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-from prime_model.errors import PrimeError
-
-
-class LossError(PrimeError, ValueError):
-    """Inputs to the loss have the wrong shape or the temperature is not positive."""
+from prime_model.errors import LossError
 
 
 def info_nce_loss(

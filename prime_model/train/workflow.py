@@ -17,15 +17,10 @@ from prime_model.atomic import write_text_atomic
 from prime_model.checkpoint import load_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.split import split_by_conversation
-from prime_model.data.validation import (
-    TurnValidationError,
-    ValidationConfig,
-    ValidationReport,
-    validate_turns,
-)
+from prime_model.data.validation import ValidationConfig, ValidationReport, validate_turns
 from prime_model.encode.encoders import YEncoder, check_encoder_fits
 from prime_model.encode.encoding import encode_splits
-from prime_model.errors import ConfigError
+from prime_model.errors import ConfigError, TurnValidationError
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.report import EvaluationTable
 from prime_model.train.training import TrainingResult, train_predictor

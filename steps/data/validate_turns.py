@@ -6,7 +6,8 @@ import pandas as pd
 from zenml import save_artifact, step
 from zenml.types import HTMLString
 
-from prime_model.data.validation import TurnValidationError, ValidationConfig, check_turns
+from prime_model.data.validation import ValidationConfig, check_turns
+from prime_model.errors import TurnValidationError
 from steps._metadata import log_step_metadata
 from steps.materializers import TurnTableMaterializer
 

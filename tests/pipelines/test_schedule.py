@@ -12,15 +12,13 @@ from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 from zenml.config.schedule import Schedule
 
 import pipelines.schedule
-from pipelines.schedule import (
+from pipelines.schedule import check_cron, load_schedule, main, schedule_retraining
+from prime_model.errors import (
+    ConfigError,
+    PrimeError,
     ScheduleConfigError,
     SchedulingUnsupportedError,
-    check_cron,
-    load_schedule,
-    main,
-    schedule_retraining,
 )
-from prime_model.errors import ConfigError, PrimeError
 from tests.conftest import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "configs" / "retraining_schedule.yaml"

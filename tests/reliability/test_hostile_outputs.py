@@ -23,10 +23,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from prime_model import PredictorConfig, TrainingConfig
-from prime_model.atomic import ForeignContentError, WriteError, atomic_directory
+from prime_model.atomic import atomic_directory
 from prime_model.cli.main import EXIT_ERROR, main
 from prime_model.encode.cache import CachedEncoder
-from prime_model.errors import ConfigError
+from prime_model.errors import ConfigError, ForeignContentError, WriteError
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.train.training import train_predictor
 from tests.conftest import REPO_ROOT, CountingEncoder, make_encoded
@@ -212,7 +212,7 @@ FULL_DISK = """
 import json, logging, resource, signal, sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from prime_model.atomic import WriteError
+from prime_model.errors import WriteError
 from prime_model.encode.cache import CachedEncoder
 from prime_model.retrieve.index import RetrievalIndex
 from tests.conftest import CountingEncoder

@@ -15,14 +15,13 @@ from great_expectations.core.expectation_validation_result import ExpectationVal
 from prime_model.data.schema import REQUIRED_COLUMNS, Turn, truncate_histories, turns_to_frame
 from prime_model.data.validation import (
     ExpectationOutcome,
-    TurnValidationError,
     ValidationConfig,
     ValidationReport,
     check_turns,
     validate_turns,
 )
 from prime_model.data.validation_report import outcome_from_result
-from prime_model.errors import ConfigError, DataValidationError
+from prime_model.errors import ConfigError, DataValidationError, TurnValidationError
 
 Mutation = Callable[[pd.DataFrame], pd.DataFrame]
 

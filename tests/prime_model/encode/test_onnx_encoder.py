@@ -23,11 +23,10 @@ from prime_model.encode.onnx_encoder import (
     MIN_COSINE,
     ONNX_FILE,
     SIDECAR_FILE,
-    OnnxEncoderError,
     OnnxTextEncoder,
     default_onnx_cache_dir,
 )
-from prime_model.errors import ExportError, PrimeError
+from prime_model.errors import ExportError, OnnxEncoderError, PrimeError
 
 LOGGER = "prime_model.encode.onnx_encoder"
 # well past MiniLM's 256-token limit, and differing only after it

@@ -5,12 +5,8 @@ import math
 import pytest
 import torch
 
-from prime_model.evaluate.metrics import (
-    MetricsError,
-    gold_ranks,
-    metrics_from_ranks,
-    retrieval_metrics,
-)
+from prime_model.errors import MetricsError
+from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks, retrieval_metrics
 
 
 def test_ranks_on_a_hand_made_corpus() -> None:

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from prime_model.train.losses import LossError, info_nce_loss
+from prime_model.errors import LossError
+from prime_model.train.losses import info_nce_loss
 
 
 def _pair(b: int = 6, d: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
