@@ -14,7 +14,7 @@ import sys
 from pipelines.serving import load_production_retriever
 from prime_model.cli.serve import DEFAULT_PORT
 from prime_model.errors import PrimeError
-from prime_model.retrieve.app import serve
+from prime_model.http.app import serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,7 +54,7 @@ from safetensors.numpy import load_file
 from prime_model.atomic import write_text_atomic
 from prime_model.encode.cache import default_cache_dir, text_key
 from prime_model.encode.encoders import DEFAULT_ENCODER_NAME
-from prime_model.serve.timing import interleaved_seconds
+from prime_model.bench.timing import interleaved_seconds
 
 logger = logging.getLogger("benchmarks.index_choice")
 

@@ -20,7 +20,7 @@ from prime_model.monitor.retraining import RetrainingConfig
 from prime_model.presets import predictor_config, training_config
 from prime_model.retrieve.corpus import CorpusSource
 from prime_model.retrieve.index import IndexConfig
-from prime_model.serve.serving_models import ExportConfig
+from prime_model.export.serving_models import ExportConfig
 
 # configs/training.yaml (all configs are frozen pydantic models: safe as shared defaults)
 DATA: Final = DataSource(kind="sample", sample=SampleConfig(num_conversations=800, seed=0))

@@ -18,26 +18,17 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zenml import pipeline, step
 from zenml.config import DeploymentSettings
 from zenml.config.deployment_settings import EndpointMethod, EndpointSpec, MiddlewareSpec
 from zenml.steps.step_context import get_or_create_run_context
 
-from pipelines.production import production_version, serving_artifacts
-from prime_model.errors import PrimeError
-from prime_model.retrieve.app import (
-    RETRIEVE_PATH,
-    SERVING_THREADS,
-    answer_request,
-    default_workers,
-    error_body,
-    error_status,
-    read_body,
-)
-from prime_model.retrieve.request import parse_invoke_body, parse_request
-from prime_model.retrieve.service import Retriever, serving_encoder
-from prime_model.serve.serving_models import serving_predictor
+from pipelines.registry import production_version, serving_artifacts
+from prime_model.http.app import RETRIEVE_PATH, SERVING_THREADS, answer_request, default_workers
+from prime_model.http.deployment import InvokeGuard
+from prime_model.http.request import parse_request
+from prime_model.http.service import Retriever, serving_encoder
+from prime_model.runtime.loader import create_predictor
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +39,7 @@ def load_production_retriever() -> Retriever:
     """The production version's best backend, its index and its Y-Encoder, loaded and warm."""
     version = production_version()
     artifacts = serving_artifacts(version)
-    predictor = serving_predictor(
+    predictor = create_predictor(
         artifacts.checkpoint,
         "auto",
         onnx_fp32=artifacts.onnx_fp32,
@@ -80,29 +71,11 @@ async def retrieve_endpoint(request: Request) -> JSONResponse:
     return await answer_request(request, _retriever(), _LIMITER)
 
 
-class InvokeValidation:
-    """ASGI middleware: ``POST /invoke`` bodies get our checks (4xx with the library's message)
-    before ZenML starts a run that could only fail (which it reports as a 200)."""
+class InvokeValidation(InvokeGuard):
+    """``POST /invoke`` bodies checked against this deployment's loaded retriever."""
 
-    def __init__(self, app: ASGIApp, **_: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/invoke":
-            await self.app(scope, receive, send)
-            return
-        try:
-            body = await read_body(Request(scope, receive))
-            _retriever().check(parse_invoke_body(body))
-        except PrimeError as exc:
-            response = JSONResponse(error_body(exc), status_code=error_status(exc))
-            await response(scope, receive, send)
-            return
-
-        async def replay() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+    def retriever(self) -> Retriever:
+        return _retriever()
 
 
 @step(enable_cache=False)

@@ -7,15 +7,16 @@ from typing import Any, NamedTuple
 from zenml import Model, pipeline
 
 from pipelines import defaults
+from prime_model.artifacts import MODEL_NAME
 from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.evaluate.promotion import GateConfig
+from prime_model.export.serving_models import ExportConfig
 from prime_model.retrieve.corpus import CorpusSource
 from prime_model.retrieve.index import IndexConfig
-from prime_model.serve.serving_models import ExportConfig
 from steps import (
     benchmark_latency,
     encode_turns,
@@ -30,7 +31,6 @@ from steps import (
     validate_turns,
 )
 
-MODEL_NAME = "prime-predictor"
 MODEL = Model(
     name=MODEL_NAME,
     description="PRIME embedding predictor: conversation context -> target embedding",

@@ -20,8 +20,9 @@ from prime_model.errors import (
     PrimeError,
 )
 from prime_model.model import EmbeddingPredictor
-from prime_model.serve.inference import InferencePredictor
-from prime_model.serve.optimized import OptimizedPredictor, create_predictor
+from prime_model.runtime.inference import InferencePredictor
+from prime_model.runtime.loader import create_predictor
+from prime_model.runtime.optimized import OptimizedPredictor
 
 __all__ = [
     "CheckpointError",

@@ -27,12 +27,16 @@ from prime_model.bench.machine import (
     model_flops,
 )
 from prime_model.bench.report import BenchmarkReport, BenchmarkRow, RecallCheck
+from prime_model.bench.timing import interleaved_seconds
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import ConfigError
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
+from prime_model.export.build import build_predictor, quantized
+from prime_model.export.int8 import quantize_verified
+from prime_model.export.quantize import AcceptanceRule, QuantizationResult, choose_quantization
 from prime_model.model import EmbeddingPredictor
-from prime_model.serve.calibration import random_batch
-from prime_model.serve.inference import (
+from prime_model.runtime.calibration import random_batch
+from prime_model.runtime.inference import (
     BACKENDS,
     Batch,
     FloatArray,
@@ -41,13 +45,10 @@ from prime_model.serve.inference import (
     parity,
     to_numpy,
 )
-from prime_model.serve.inputs import forward_args
-from prime_model.serve.int8 import quantize_verified
-from prime_model.serve.onnx_runtime import OnnxPredictor
-from prime_model.serve.optimized import OptimizedPredictor, create_predictor
-from prime_model.serve.quantize import AcceptanceRule, QuantizationResult, choose_quantization
-from prime_model.serve.serving import serving_flops
-from prime_model.serve.timing import interleaved_seconds
+from prime_model.runtime.inputs import forward_args
+from prime_model.runtime.onnx_runtime import OnnxPredictor
+from prime_model.runtime.optimized import OptimizedPredictor
+from prime_model.runtime.serving import serving_flops
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _build(
     repeats: int,
 ) -> tuple[dict[str, InferencePredictor], dict[str, float], list[str], QuantizationResult | None]:
     """Every non-eager predictor, warmed up. onnx-int8 is the scheme
-    :func:`~prime_model.serve.quantize.choose_quantization` picks for this CPU from the fp32
+    :func:`~prime_model.export.quantize.choose_quantization` picks for this CPU from the fp32
     export (its first candidate, with a note, when none holds)."""
     predictors: dict[str, InferencePredictor] = {}
     seconds: dict[str, float] = {}
@@ -75,11 +76,11 @@ def _build(
             continue
         start = time.perf_counter()
         if backend == "onnx-int8":
-            fp32 = predictors.get("onnx") or create_predictor(model, "onnx", device)
+            fp32 = predictors.get("onnx") or build_predictor(model, "onnx", device)
             predictor, verdict, note = _int8(fp32, calibration(fp32), repeats)
             notes.append(note)
         else:
-            predictor = create_predictor(model, backend, device)
+            predictor = build_predictor(model, backend, device)
         predictor.warmup()
         seconds[backend] = time.perf_counter() - start
         if isinstance(predictor, OptimizedPredictor) and not predictor.compiled:
@@ -95,7 +96,7 @@ def _int8(
     if not isinstance(fp32, OnnxPredictor):
         raise ConfigError(f"onnx-int8 needs the fp32 ONNX model, got {type(fp32).__name__}")
     if calibration is None:
-        return fp32.quantized(), None, "onnx-int8: this CPU's default scheme, not judged"
+        return quantized(fp32), None, "onnx-int8: this CPU's default scheme, not judged"
     rule = AcceptanceRule(repeats=repeats)
     int8, verdict = choose_quantization(fp32.onnx_model, calibration, rule=rule)
     if int8 is not None:

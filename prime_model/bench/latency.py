@@ -17,18 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from prime_model.bench.benchmark import DEFAULT_BATCH_SIZES, run_benchmark
 from prime_model.bench.presets import random_model
 from prime_model.bench.report import BenchmarkReport, render_page, render_section
+from prime_model.config import FrozenConfig
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.model import EmbeddingPredictor
 from prime_model.presets import predictor_config
-from prime_model.serve.inference import BACKENDS
+from prime_model.runtime.inference import BACKENDS
 
 logger = logging.getLogger(__name__)
 
 
-class BenchmarkConfig(BaseModel):
+class BenchmarkConfig(FrozenConfig):
     """What ``benchmark_latency`` measures; ``presets: []`` benchmarks the trained model only."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     backends: tuple[str, ...] = Field(BACKENDS, min_length=1)
     batch_sizes: tuple[int, ...] = Field(DEFAULT_BATCH_SIZES, min_length=1)

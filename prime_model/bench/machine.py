@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.config import PredictorConfig
-from prime_model.serve.cpu import instruction_set
+from prime_model.runtime.cpu import instruction_set
 
 _PEAK_SIZE: Final = 2048
 _BANDWIDTH_BYTES: Final = 512 * 1024 * 1024  # far beyond any L3

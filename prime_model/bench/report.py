@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.bench.machine import Machine
 from prime_model.config import PredictorConfig
-from prime_model.serve.inference import ParityStats
-from prime_model.serve.quantize import QuantizationResult
+from prime_model.runtime.inference import ParityStats
+from prime_model.export.quantize import QuantizationResult
 
 RECALL_TOLERANCE: Final = 0.01
 _COLUMNS: Final = (

@@ -202,7 +202,7 @@ def encode_turn_file(
 
 def _export(args: argparse.Namespace) -> int:
     from prime_model.checkpoint import load_checkpoint  # noqa: PLC0415
-    from prime_model.serve.export import export_onnx  # noqa: PLC0415
+    from prime_model.export.export import export_onnx  # noqa: PLC0415
 
     if args.int8 is not None and args.data is None:
         raise ConfigError("--int8 needs --data TURNS_FILE: int8 is kept only if Recall@10 holds")
@@ -221,7 +221,7 @@ def _export(args: argparse.Namespace) -> int:
         )
     ]
     if args.int8 is not None and encoded is not None:
-        from prime_model.serve.quantize import AcceptanceRule, quantize_onnx  # noqa: PLC0415
+        from prime_model.export.quantize import AcceptanceRule, quantize_onnx  # noqa: PLC0415
 
         rule = AcceptanceRule(tolerance=args.tolerance, min_speedup=args.min_speedup)
         quantized = quantize_onnx(result.path, args.int8, encoded, rule=rule)

@@ -235,8 +235,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _load_for_evaluation(path: Path, backend: str | None, device: str) -> EmbeddingPredictor:
     """The checkpoint's model (eager), or any backend behind the model's interface."""
     from prime_model.checkpoint import load_checkpoint  # noqa: PLC0415
-    from prime_model.serve.inference import PredictorModule  # noqa: PLC0415
-    from prime_model.serve.optimized import create_predictor  # noqa: PLC0415
+    from prime_model.runtime.inference import PredictorModule  # noqa: PLC0415
+    from prime_model.runtime.loader import create_predictor  # noqa: PLC0415
 
     if path.is_file() or path.suffix == ".onnx":
         return PredictorModule(create_predictor(path, backend or "auto", "cpu"))

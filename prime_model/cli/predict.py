@@ -54,8 +54,8 @@ def _predict(args: argparse.Namespace) -> int:
         SentenceTransformerEncoder,
         check_encoder_fits,
     )
-    from prime_model.serve.batch_prediction import predict_turns, save_embeddings  # noqa: PLC0415
-    from prime_model.serve.optimized import create_predictor  # noqa: PLC0415
+    from prime_model.runtime.batch_prediction import predict_turns, save_embeddings  # noqa: PLC0415
+    from prime_model.runtime.loader import create_predictor  # noqa: PLC0415
 
     check_output_file(args.out, "--out embeddings file", ConfigError)  # before hours of work
     turns = read_turns(args.data, args.format, require_target=False)

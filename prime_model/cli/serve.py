@@ -89,10 +89,10 @@ def _index(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
-    from prime_model.retrieve.app import SERVING_THREADS, serve  # noqa: PLC0415
+    from prime_model.http.app import SERVING_THREADS, serve  # noqa: PLC0415
+    from prime_model.http.service import Retriever, serving_encoder  # noqa: PLC0415
     from prime_model.retrieve.index import RetrievalIndex  # noqa: PLC0415
-    from prime_model.retrieve.service import Retriever, serving_encoder  # noqa: PLC0415
-    from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415
+    from prime_model.runtime.onnx_runtime import OnnxPredictor  # noqa: PLC0415
 
     if args.model.suffix != ".onnx":
         raise ConfigError(f"--model {args.model}: expected an exported .onnx file")

@@ -14,7 +14,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.metadata.metadata_types import MetadataType
 
-from prime_model.serve.onnx_file import VerifiedOnnx, verify_onnx
+from prime_model.runtime.onnx_file import VerifiedOnnx, verify_onnx
 
 FILENAME = "model.onnx"
 

@@ -7,9 +7,9 @@ from zenml.enums import ArtifactType
 
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.encode.encoding import EncodedTurns
-from prime_model.serve.onnx_file import VerifiedOnnx
-from prime_model.serve.quantize import QuantizationResult
-from prime_model.serve.serving_models import ExportConfig, export_serving_models
+from prime_model.export.quantize import QuantizationResult
+from prime_model.export.serving_models import ExportConfig, export_serving_models
+from prime_model.runtime.onnx_file import VerifiedOnnx
 
 
 @step

@@ -7,9 +7,9 @@ from zenml import step
 
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
-from prime_model.serve.batch_prediction import predict_turns, save_embeddings
-from prime_model.serve.onnx_file import VerifiedOnnx
-from prime_model.serve.serving_models import serving_predictor
+from prime_model.runtime.batch_prediction import predict_turns, save_embeddings
+from prime_model.runtime.loader import create_predictor
+from prime_model.runtime.onnx_file import VerifiedOnnx
 from steps._metadata import log_step_metadata
 
 
@@ -25,7 +25,7 @@ def predict_embeddings(
     onnx_int8_model: VerifiedOnnx | None = None,
 ) -> Annotated[pd.DataFrame, "embeddings"]:
     """One predicted embedding per turn (Parquet artifact); also written to ``output_path``."""
-    predictor = serving_predictor(
+    predictor = create_predictor(
         predictor_checkpoint, backend, onnx_fp32=onnx_model, onnx_int8=onnx_int8_model
     )
     embeddings = predict_turns(turns, predictor, SentenceTransformerEncoder(encoder))

@@ -25,7 +25,7 @@ from benchmarks.load_test import (
     run_clients,
     summarize,
 )
-from prime_model.retrieve.app import create_app
+from prime_model.http.app import create_app
 from prime_model.retrieve.index import IndexConfig
 from tests.prime_model.retrieve.support import tiny_index, tiny_retriever, unit_rows
 

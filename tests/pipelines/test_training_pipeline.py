@@ -11,8 +11,9 @@ from zenml.enums import ArtifactType, ExecutionStatus, ModelStages
 from zenml.models import PipelineRunResponse
 
 from pipelines import training_pipeline
+from prime_model.artifacts import PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint
-from prime_model.serve.onnx_file import VerifiedOnnx
+from prime_model.runtime.onnx_file import VerifiedOnnx
 from tests.conftest import REPO_ROOT
 
 SMOKE = REPO_ROOT / "configs" / "smoke.yaml"
@@ -46,7 +47,7 @@ def test_runs_twice_with_caching_and_registers_versions(monkeypatch: pytest.Monk
         assert rerun.steps[step_name].status == ExecutionStatus.CACHED, step_name
     assert rerun.steps["register_model"].status == ExecutionStatus.COMPLETED  # never cached
 
-    checkpoint = run.steps["train_predictor"].outputs["predictor_checkpoint"][0]
+    checkpoint = run.steps["train_predictor"].outputs[PREDICTOR_CHECKPOINT][0]
     assert checkpoint.type == ArtifactType.MODEL
     loaded = checkpoint.load()
     assert isinstance(loaded, PredictorCheckpoint)

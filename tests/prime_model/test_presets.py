@@ -21,7 +21,7 @@ from prime_model.presets import (
     preset_path,
     training_config,
 )
-from prime_model.serve.serving_models import ExportConfig
+from prime_model.export.serving_models import ExportConfig
 from tests.conftest import REPO_ROOT
 
 SECTIONS: dict[str, type[BaseModel]] = {

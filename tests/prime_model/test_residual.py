@@ -9,8 +9,8 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 from prime_model import ConfigError, EmbeddingPredictor, PredictorConfig
 from prime_model.bench.presets import random_model
 from prime_model.presets import PREDICTOR_PRESETS, predictor_config
-from prime_model.serve.optimized import create_predictor
-from prime_model.serve.serving import ServingForward
+from prime_model.runtime.optimized import create_predictor
+from prime_model.runtime.serving import ServingForward
 
 
 def _config(**overrides: object) -> PredictorConfig:

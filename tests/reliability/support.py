@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from prime_model import EmbeddingPredictor
-from prime_model.serve.export import export_verified
-from tests.prime_model.serve.inference_support import CONFIG
+from prime_model.export.export import export_verified
+from tests.prime_model.runtime.inference_support import CONFIG
 
 Trigger = Callable[[], object]
 Inputs = tuple[Any, Any, Any]  # context, query, context_mask as handed to the predictor

@@ -40,12 +40,12 @@ from prime_model import (
 from prime_model.atomic import sha256_file
 from prime_model.checkpoint import METADATA_FILE, WEIGHTS_FILE
 from prime_model.data import TurnValidationError, read_turns, validate_turns
-from prime_model.serve.batch_prediction import predict_turns, save_embeddings
-from prime_model.serve.export import export_onnx, export_verified
-from prime_model.serve.onnx_file import embed_metadata, load_onnx, read_metadata
+from prime_model.runtime.batch_prediction import predict_turns, save_embeddings
+from prime_model.export.export import export_onnx, export_verified
+from prime_model.runtime.onnx_file import embed_metadata, load_onnx, read_metadata
 from prime_model.train.training import train_predictor
 from tests.conftest import CountingEncoder, make_encoded
-from tests.prime_model.serve.inference_support import CONFIG
+from tests.prime_model.runtime.inference_support import CONFIG
 from tests.reliability.support import Inputs, Rows, Trigger, tiny_model, valid_inputs, valid_rows
 
 Arrange = Callable[[Path], Trigger]

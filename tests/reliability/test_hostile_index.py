@@ -36,8 +36,8 @@ from prime_model.retrieve.index_files import (
     META_FILE,
     meta_checksum,
 )
-from prime_model.retrieve.service import Retriever
-from prime_model.serve.inference import EagerPredictor
+from prime_model.http.service import Retriever
+from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import CountingEncoder
 from tests.prime_model.retrieve.support import unit_rows
 

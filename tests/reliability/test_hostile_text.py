@@ -37,7 +37,7 @@ from prime_model import (
 from prime_model.cli.main import build_parser
 from prime_model.data import TurnValidationError, read_turns, validate_turns
 from prime_model.encode.encoding import FORMAT, FORMAT_VERSION, EncodedTurns
-from prime_model.serve.batch_prediction import load_embeddings
+from prime_model.runtime.batch_prediction import load_embeddings
 from tests.reliability.support import Rows, Trigger, valid_rows
 
 Arrange = Callable[[Path], Trigger]

@@ -31,10 +31,11 @@ from zenml.types import HTMLString
 from pipelines import training_pipeline
 from pipelines.training import MODEL_NAME
 from prime_model import EmbeddingPredictor, PredictorConfig, load_checkpoint, save_checkpoint
+from prime_model.artifacts import PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.config import TrainingConfig
 from prime_model.evaluate.promotion import PromotionDecision
-from prime_model.serve.onnx_file import VerifiedOnnx
+from prime_model.runtime.onnx_file import VerifiedOnnx
 from prime_model.train.training import train_predictor
 from tests.conftest import REPO_ROOT, make_encoded
 
@@ -234,7 +235,7 @@ def _model_artifacts() -> set[object]:
     """Every predictor checkpoint and ONNX model any version of the model holds."""
     return {
         artifact.id
-        for name in ("predictor_checkpoint", "onnx_model")
+        for name in (PREDICTOR_CHECKPOINT, "onnx_model")
         for artifact in Client().list_artifact_versions(name=name, model=MODEL_NAME, size=100)
     }
 
@@ -374,7 +375,7 @@ def test_two_pipeline_runs_started_together_both_finish_with_loadable_artifacts(
         run = client.get_pipeline_run(run_id)
         assert run.status == ExecutionStatus.COMPLETED
         trained.append(run.steps["train_predictor"].status)
-        checkpoint = run.steps["train_predictor"].outputs["predictor_checkpoint"][0].load()
+        checkpoint = run.steps["train_predictor"].outputs[PREDICTOR_CHECKPOINT][0].load()
         assert isinstance(checkpoint, PredictorCheckpoint)  # size and sha256 verified on load
         onnx_model = run.steps["export_onnx"].outputs["onnx_model"][0].load()
         assert isinstance(onnx_model, VerifiedOnnx)  # content hash verified on load

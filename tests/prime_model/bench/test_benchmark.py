@@ -9,9 +9,9 @@ from prime_model import ConfigError
 from prime_model.bench.benchmark import run_benchmark
 from prime_model.bench.machine import measure_matmul_peak, measure_read_bandwidth, model_flops
 from prime_model.bench.report import BenchmarkReport
-from prime_model.serve.serving import ServingForward, serving_flops
+from prime_model.runtime.serving import ServingForward, serving_flops
 from tests.conftest import make_encoded
-from tests.prime_model.serve.inference_support import CONFIG, tiny_model
+from tests.prime_model.runtime.inference_support import CONFIG, tiny_model
 
 
 @pytest.fixture(scope="module")

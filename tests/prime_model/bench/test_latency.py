@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from prime_model.bench.latency import BenchmarkConfig, benchmark_latency
 from tests.conftest import make_encoded
-from tests.prime_model.serve.inference_support import CONFIG, tiny_model
+from tests.prime_model.runtime.inference_support import CONFIG, tiny_model
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import torch
 
 from prime_model import EmbeddingPredictor, PredictorConfig, save_checkpoint
 from prime_model.cli.main import main
-from prime_model.serve.batch_prediction import load_embeddings
+from prime_model.runtime.batch_prediction import load_embeddings
 from tests.conftest import REPO_ROOT
 from tests.prime_model.cli.test_inference import SMALL
 

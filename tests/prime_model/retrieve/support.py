@@ -9,8 +9,8 @@ import torch
 from prime_model.encode.encoders import YEncoder
 from prime_model.model import EmbeddingPredictor
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
-from prime_model.retrieve.service import Retriever
-from prime_model.serve.inference import EagerPredictor
+from prime_model.http.service import Retriever
+from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import TINY_CONFIG, CountingEncoder
 
 TINY = TINY_CONFIG

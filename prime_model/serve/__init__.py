@@ -1,1 +1,0 @@
-"""Serving: the inference backends, ONNX export, int8 quantisation and batch prediction."""
