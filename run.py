@@ -19,7 +19,7 @@ from zenml.client import Client
 from zenml.models import PipelineRunResponse
 
 from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
-from pipelines.training import MODEL_NAME
+from prime_model.artifacts import MODEL_NAME
 from prime_model.config import describe_validation_error, strict_values
 from prime_model.errors import ConfigError, PrimeError
 from prime_model.evaluate.promotion import PromotionDecision

@@ -304,8 +304,8 @@ def _cache_hit_rate(base: str) -> float | None:
 
 def _production_files(workdir: Path) -> tuple[Path, RetrievalIndex, int]:
     """The production version's serving model (as ``prime serve`` would pick it) and index."""
-    from pipelines.production import production_version, serving_artifacts  # noqa: PLC0415
-    from prime_model.serve.serving_models import int8_holds_here  # noqa: PLC0415
+    from pipelines.registry import production_version, serving_artifacts  # noqa: PLC0415
+    from prime_model.runtime.loader import int8_holds_here  # noqa: PLC0415
 
     artifacts = serving_artifacts(production_version())
     chosen = artifacts.onnx_fp32
@@ -356,9 +356,9 @@ def serve_and_load(
 def _padded_recall(padded: RetrievalIndex, model: Path, bodies: Sequence[bytes]) -> float:
     """Recall@10 vs exact for the predicted embeddings of the load test's own requests."""
     from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
-    from prime_model.retrieve.request import parse_request  # noqa: PLC0415
-    from prime_model.retrieve.service import Retriever, serving_encoder  # noqa: PLC0415
-    from prime_model.serve.onnx_runtime import OnnxPredictor  # noqa: PLC0415
+    from prime_model.http.request import parse_request  # noqa: PLC0415
+    from prime_model.http.service import Retriever, serving_encoder  # noqa: PLC0415
+    from prime_model.runtime.onnx_runtime import OnnxPredictor  # noqa: PLC0415
 
     predictor, encoder = OnnxPredictor.from_file(model), serving_encoder(EncoderConfig())
     retriever = Retriever(predictor, encoder, padded, model_version="load-test")  # as served

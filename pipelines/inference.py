@@ -6,8 +6,8 @@ from zenml import Model, pipeline
 from zenml.enums import ModelStages
 
 from pipelines import defaults
-from pipelines.production import production_version
-from pipelines.training import MODEL_NAME
+from pipelines.registry import production_version
+from prime_model.artifacts import MODEL_NAME, PREDICTOR_CHECKPOINT
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from prime_model.encode.encoders import EncoderConfig
@@ -30,7 +30,7 @@ def inference_pipeline(
     validated, _ = validate_turns(turns, validation)
     predict_embeddings(
         validated,
-        version.get_artifact("predictor_checkpoint"),
+        version.get_artifact(PREDICTOR_CHECKPOINT),
         encoder,
         backend,
         output_path,

@@ -11,7 +11,7 @@ import logging
 from zenml import pipeline
 
 from pipelines import defaults
-from pipelines.production import production_version, training_data
+from pipelines.registry import production_version, training_data
 from pipelines.training import MODEL, Indexing, Splits, train_evaluate_register
 from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
@@ -23,7 +23,7 @@ from prime_model.monitor.drift import DriftConfig
 from prime_model.monitor.retraining import RetrainingConfig, RetrainingDecision
 from prime_model.retrieve.corpus import CorpusSource
 from prime_model.retrieve.index import IndexConfig
-from prime_model.serve.serving_models import ExportConfig
+from prime_model.export.serving_models import ExportConfig
 from steps import (
     combine_turns,
     decide_retraining,

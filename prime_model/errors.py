@@ -77,7 +77,7 @@ class NoProductionModelError(PrimeError):
 
 
 class ModelCardError(PrimeError):
-    """A model card cannot be written: the evaluation it describes is missing or inconsistent."""
+    """A model card cannot be made: the step runs without a model version to describe."""
 
 
 class LockTimeoutError(OSError):

@@ -13,6 +13,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prime_model.artifacts import PREDICTOR_CHECKPOINT
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable, results_table_html
 
@@ -20,7 +21,7 @@ from prime_model.evaluate.report import EvaluationTable, results_table_html
 LINEAGE: Final = (
     ("dataset", ("turns", "combined_turns", "validated_turns")),
     ("encoded data", ("encoded_train", "encoded_val", "encoded_test")),
-    ("checkpoint", ("predictor_checkpoint",)),
+    ("checkpoint", (PREDICTOR_CHECKPOINT,)),
     ("ONNX exports", ("onnx_model", "onnx_int8_model")),
 )
 

@@ -7,6 +7,7 @@ from zenml.client import Client
 from zenml.models import ArtifactVersionResponse, ModelVersionResponse
 from zenml.types import HTMLString
 
+from prime_model.errors import ModelCardError
 from prime_model.evaluate.model_card import (
     ArtifactRef,
     ModelCard,
@@ -28,7 +29,10 @@ def model_card(
     context = get_step_context()
     model = context.model_version
     if model is None:
-        raise RuntimeError("model_card runs in a pipeline with a model (see pipelines/training.py)")
+        raise ModelCardError(
+            "model_card has no model version to describe: it runs in a pipeline with a model "
+            "(see pipelines/training.py)"
+        )
     client = Client()
     versions = client.list_model_versions(
         model=model.model.id, sort_by="desc:number", size=MAX_VERSIONS, hydrate=True

@@ -9,9 +9,7 @@ from zenml.enums import ModelStages
 from prime_model.bench.latency import LatencyBenchmark
 from prime_model.evaluate.promotion import GateConfig, PromotionDecision, decide_promotion
 from prime_model.evaluate.report import BASELINES, MODEL, EvaluationTable
-from prime_model.serve.quantize import QuantizationResult
-
-CHECKPOINT = "predictor_checkpoint"  # the train_predictor output that holds the weights
+from prime_model.export.quantize import QuantizationResult
 
 
 @step(enable_cache=False)  # a decision with side effects: taken anew for every version
@@ -44,6 +42,9 @@ def apply_gate(
     model_name: str, version: str, evaluation: EvaluationTable, gate: GateConfig
 ) -> PromotionDecision:
     """Compare with the floor, the best baseline and production; record the decision."""
+    # deferred: importing the pipelines package imports every step, this one included
+    from pipelines.registry import production_score, production_twin  # noqa: PLC0415
+
     score = evaluation.rows[MODEL][gate.metric]
     # a table evaluated before a baseline existed (a cached step) lacks its row
     best_baseline = max(
@@ -52,7 +53,7 @@ def apply_gate(
     decision = decide_promotion(
         score,
         best_baseline,
-        production_score(model_name, gate),
+        production_score(model_name, gate.metric),
         gate,
         same_as=production_twin(model_name, version),
     )
@@ -74,32 +75,3 @@ def apply_gate(
     )
     return decision
 
-
-def production_twin(model_name: str, version: str) -> str | None:
-    """The production version's name when it holds the same weights as ``version`` (a cached
-    rerun links the very checkpoint artifact; a retrain can reproduce the same sha256)."""
-    client = Client()
-    try:
-        production = client.get_model_version(model_name, ModelStages.PRODUCTION)
-    except KeyError:
-        return None
-    if production.name == version:
-        return None
-    mine = client.get_model_version(model_name, version).get_artifact(CHECKPOINT)
-    theirs = production.get_artifact(CHECKPOINT)
-    if mine is None or theirs is None:
-        return None
-    same_sha = mine.run_metadata.get("weights_sha256")
-    if mine.id == theirs.id or (same_sha and same_sha == theirs.run_metadata.get("weights_sha256")):
-        return str(production.name)
-    return None
-
-
-def production_score(model_name: str, gate: GateConfig) -> float | None:
-    """The gate metric of the version now in production, None when there is none."""
-    try:
-        current = Client().get_model_version(model_name, ModelStages.PRODUCTION)
-    except KeyError:
-        return None
-    value = current.run_metadata.get(gate.metric)
-    return float(value) if isinstance(value, int | float) else None

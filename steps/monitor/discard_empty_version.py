@@ -5,10 +5,9 @@ import logging
 from zenml import get_step_context, step
 from zenml.client import Client
 
+from prime_model.artifacts import PREDICTOR_CHECKPOINT
+
 logger = logging.getLogger(__name__)
-
-CHECKPOINT = "predictor_checkpoint"
-
 
 @step(enable_cache=False)
 def discard_empty_version() -> None:
@@ -21,7 +20,7 @@ def discard_empty_version() -> None:
     model = get_step_context().model
     client = Client()
     version = client.get_model_version(model.name, str(model.version))
-    if version.stage is not None or version.get_artifact(CHECKPOINT) is not None:
+    if version.stage is not None or version.get_artifact(PREDICTOR_CHECKPOINT) is not None:
         logger.info("model version %s holds a model: kept", version.name)
         return
     client.delete_model_version(version.id)

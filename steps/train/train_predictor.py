@@ -7,6 +7,7 @@ from zenml import ArtifactConfig, step
 from zenml.enums import ArtifactType
 from zenml.types import HTMLString
 
+from prime_model.artifacts import PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint, load_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.encode.encoding import EncodedTurns
@@ -17,14 +18,14 @@ from steps.materializers import PredictorCheckpointMaterializer
 TrainOutputs = tuple[
     Annotated[
         PredictorCheckpoint,
-        ArtifactConfig(name="predictor_checkpoint", artifact_type=ArtifactType.MODEL),
+        ArtifactConfig(name=PREDICTOR_CHECKPOINT, artifact_type=ArtifactType.MODEL),
     ],
     Annotated[list[dict[str, float]], "training_history"],
     Annotated[HTMLString, "training_curves"],
 ]
 
 
-@step(output_materializers={"predictor_checkpoint": PredictorCheckpointMaterializer})
+@step(output_materializers={PREDICTOR_CHECKPOINT: PredictorCheckpointMaterializer})
 def train_predictor(
     encoded_train: EncodedTurns,
     encoded_val: EncodedTurns,

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prime_model.artifacts import PREDICTOR_CHECKPOINT
 from tests.conftest import REPO_ROOT
 
 STACK = "prime-docker"
@@ -170,7 +171,7 @@ def test_smoke_pipeline_runs_every_step_in_its_own_container(image: str, stack: 
         assert re.search(rf"Running step \W?{name}\W? in Docker", output), name  # one each
 
     # written by the steps' user (not this process's), read back here
-    artifact = run.steps["train_predictor"].outputs["predictor_checkpoint"][0]
+    artifact = run.steps["train_predictor"].outputs[PREDICTOR_CHECKPOINT][0]
     assert Path(artifact.uri).stat().st_uid == int(STEP_USER.split(":")[0])
     checkpoint = artifact.load()
     assert isinstance(checkpoint, PredictorCheckpoint)

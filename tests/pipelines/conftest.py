@@ -7,7 +7,7 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 
 from pipelines import training_pipeline
-from pipelines.training import MODEL_NAME
+from prime_model.artifacts import MODEL_NAME
 from tests.conftest import REPO_ROOT
 
 

@@ -12,8 +12,8 @@ from zenml.client import Client
 from zenml.enums import ExecutionStatus, ModelStages
 
 from pipelines import inference_pipeline, retraining_pipeline
-from pipelines.production import production_version
-from pipelines.training import MODEL_NAME
+from pipelines.registry import production_version
+from prime_model.artifacts import MODEL_NAME
 from prime_model.errors import NoProductionModelError
 from prime_model.runtime.batch_prediction import load_embeddings
 from run import summary

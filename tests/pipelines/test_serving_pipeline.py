@@ -19,10 +19,10 @@ from zenml.client import Client
 from zenml.enums import ExecutionStatus, ModelStages
 
 from pipelines import serving, serving_pipeline
-from pipelines.production import production_version, serving_artifacts
-from pipelines.training import MODEL_NAME
-from prime_model.retrieve.request import RetrievalRequest
-from prime_model.retrieve.service import Retriever
+from pipelines.registry import production_version, serving_artifacts
+from prime_model.artifacts import MODEL_NAME
+from prime_model.http.request import RetrievalRequest
+from prime_model.http.service import Retriever
 from tests.conftest import REPO_ROOT
 
 

@@ -29,9 +29,8 @@ from zenml.models import ModelVersionResponse, PipelineRunResponse
 from zenml.types import HTMLString
 
 from pipelines import training_pipeline
-from pipelines.training import MODEL_NAME
 from prime_model import EmbeddingPredictor, PredictorConfig, load_checkpoint, save_checkpoint
-from prime_model.artifacts import PREDICTOR_CHECKPOINT
+from prime_model.artifacts import MODEL_NAME, PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.config import TrainingConfig
 from prime_model.evaluate.promotion import PromotionDecision

@@ -5,9 +5,10 @@ from __future__ import annotations
 from zenml.client import Client
 from zenml.enums import ModelStages
 
+from pipelines.registry import production_score
 from prime_model.evaluate.promotion import GateConfig
 from prime_model.evaluate.report import BASELINES, EvaluationTable
-from steps.evaluate.register_model import apply_gate, production_score
+from steps.evaluate.register_model import apply_gate
 
 
 def _table(model: float, baseline: float) -> EvaluationTable:
@@ -29,7 +30,7 @@ def test_gate_promotes_better_models_and_keeps_production_otherwise() -> None:
     first = apply_gate("gate-test", "v1", _table(0.8, 0.6), gate)
     assert first.promote
     assert client.get_model_version("gate-test", ModelStages.PRODUCTION).name == "v1"
-    assert production_score("gate-test", gate) == 0.8
+    assert production_score("gate-test", gate.metric) == 0.8
 
     worse = apply_gate("gate-test", "v2", _table(0.7, 0.6), gate)  # below production
     assert not worse.promote
@@ -49,4 +50,4 @@ def test_gate_promotes_better_models_and_keeps_production_otherwise() -> None:
 
 def test_no_production_version_yet() -> None:
     Client().create_model(name="empty-model")
-    assert production_score("empty-model", GateConfig()) is None
+    assert production_score("empty-model", GateConfig().metric) is None

@@ -1,4 +1,8 @@
-"""The Model Control Plane's production version, or a clear error saying how to get one."""
+"""The Model Control Plane's production version, and what it was trained from and serves with.
+
+The one place the pipelines, the quality gate and the load test look production up, so "no
+production version yet" means the same everywhere.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.models import ArtifactVersionResponse, ModelVersionResponse, PipelineRunResponse
 
-from pipelines.training import MODEL_NAME
+from prime_model.artifacts import MODEL_NAME, PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.errors import NoProductionModelError
@@ -16,15 +20,49 @@ from prime_model.retrieve.index import RetrievalIndex
 from prime_model.runtime.onnx_file import VerifiedOnnx
 
 
-def production_version(model_name: str = MODEL_NAME) -> ModelVersionResponse:
+def current_production(model_name: str = MODEL_NAME) -> ModelVersionResponse | None:
+    """The version now in production, None when no version has passed the gate yet."""
     try:
         return Client().get_model_version(model_name, ModelStages.PRODUCTION)
     except KeyError:
+        return None
+
+
+def production_version(model_name: str = MODEL_NAME) -> ModelVersionResponse:
+    """The version now in production, or an error that says how to get one."""
+    version = current_production(model_name)
+    if version is None:
         raise NoProductionModelError(
             f"model {model_name!r} has no production version; run the training pipeline first "
             "(`make run`, or `zenml pipeline run pipelines.training_pipeline -c "
             "configs/training.yaml`) and let a version pass the quality gate"
-        ) from None
+        )
+    return version
+
+
+def production_twin(model_name: str, version: str) -> str | None:
+    """The production version's name when it holds the same weights as ``version`` (a cached
+    rerun links the very checkpoint artifact; a retrain can reproduce the same sha256)."""
+    production = current_production(model_name)
+    if production is None or production.name == version:
+        return None
+    mine = Client().get_model_version(model_name, version).get_artifact(PREDICTOR_CHECKPOINT)
+    theirs = production.get_artifact(PREDICTOR_CHECKPOINT)
+    if mine is None or theirs is None:
+        return None
+    same_sha = mine.run_metadata.get("weights_sha256")
+    if mine.id == theirs.id or (same_sha and same_sha == theirs.run_metadata.get("weights_sha256")):
+        return str(production.name)
+    return None
+
+
+def production_score(model_name: str, metric: str) -> float | None:
+    """``metric`` as recorded on the version now in production, None when there is none."""
+    current = current_production(model_name)
+    if current is None:
+        return None
+    value = current.run_metadata.get(metric)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _producer_run(version: ModelVersionResponse) -> PipelineRunResponse:
@@ -33,10 +71,10 @@ def _producer_run(version: ModelVersionResponse) -> PipelineRunResponse:
     Artifacts are read off that run rather than by name on the version: inference runs link
     their own artifacts (e.g. ``validated_turns``) to the production version too.
     """
-    checkpoint = version.get_artifact("predictor_checkpoint")
+    checkpoint = version.get_artifact(PREDICTOR_CHECKPOINT)
     if checkpoint is None or checkpoint.producer_pipeline_run_id is None:
         raise NoProductionModelError(
-            f"model version {version.name!r} has no predictor_checkpoint produced by a "
+            f"model version {version.name!r} has no {PREDICTOR_CHECKPOINT} produced by a "
             "pipeline run; expected a version made by the training or retraining pipeline"
         )
     return Client().get_pipeline_run(checkpoint.producer_pipeline_run_id)
@@ -84,7 +122,7 @@ def serving_artifacts(version: ModelVersionResponse) -> ServingArtifacts:
         onnx_fp32 = export.outputs["onnx_model"][0].load()
         onnx_int8 = export.outputs["onnx_int8_model"][0].load()
     return ServingArtifacts(
-        checkpoint=version.get_artifact("predictor_checkpoint").load(),  # type: ignore[union-attr]
+        checkpoint=version.get_artifact(PREDICTOR_CHECKPOINT).load(),  # type: ignore[union-attr]
         onnx_fp32=onnx_fp32,
         onnx_int8=onnx_int8,
         index=indexing.outputs["retrieval_index"][0].load(),
