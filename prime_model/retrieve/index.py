@@ -2,7 +2,8 @@
 
 Saved as one directory (``index.json`` + ``items.parquet`` + the vectors or the HNSW graph) that
 loads without ZenML; loading checks the files against each other before the search library
-parses them (:mod:`.index_files`), so a tampered, truncated or inconsistent index is refused.
+parses them (:mod:`.index_files`), so a tampered, truncated or inconsistent index is refused;
+the search structures themselves (exact, HNSW) are in :mod:`.search_backends`.
 ``index.json`` records the Y-Encoder's fingerprint (:mod:`prime_model.encode.identity`), so an
 index is served only with the encoder that made it. HNSW (FAISS) is the default: exact search
 over 100k × 384 floats streams 150 MB per query.
@@ -10,10 +11,8 @@ over 100k × 384 floats streams 150 MB per query.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pydantic import Field
-from safetensors.numpy import save_file
 
 from prime_model.atomic import atomic_directory, check_replaceable, sha256_file, write_error
 from prime_model.config import FrozenConfig
 from prime_model.errors import RetrievalError
-from prime_model.retrieve._faiss import faiss
 from prime_model.retrieve.index_files import (
     CHECKSUM_KEY,
     DATA_FILES,
@@ -37,10 +34,16 @@ from prime_model.retrieve.index_files import (
     INDEX_FILES,
     ITEMS_FILE,
     META_FILE,
-    IndexFiles,
     check_unit_rows,
     meta_checksum,
     read_index_files,
+)
+from prime_model.retrieve.search_backends import (
+    Backend,
+    ExactBackend,
+    Floats,
+    HnswBackend,
+    load_backend,
 )
 from prime_model.text import shown
 from prime_model.unicode_checks import has_lone_surrogate
@@ -48,9 +51,6 @@ from prime_model.unicode_checks import has_lone_surrogate
 logger = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ITEMS_FILE", "META_FILE", "IndexConfig", "RetrievalIndex"]
-
-Floats = npt.NDArray[np.float32]
-Rows = npt.NDArray[np.int64]
 
 
 class IndexConfig(FrozenConfig):
@@ -90,65 +90,6 @@ class SearchIndex(Protocol):
     def search(self, queries: npt.ArrayLike, k: int = 10) -> list[list[Hit]]: ...
 
 
-class _Backend(Protocol):
-    def search(self, queries: Floats, k: int) -> tuple[Floats, Rows]: ...
-
-    def vectors(self) -> Floats: ...
-
-    def save(self, path: Path) -> None: ...
-
-
-class _Exact:
-    def __init__(self, vectors: Floats) -> None:
-        self.matrix = vectors
-
-    def search(self, queries: Floats, k: int) -> tuple[Floats, Rows]:
-        scores = queries @ self.matrix.T
-        k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        picked = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-picked, axis=1, kind="stable")
-        return np.take_along_axis(picked, order, 1), np.take_along_axis(top, order, 1)
-
-    def vectors(self) -> Floats:
-        return self.matrix
-
-    def save(self, path: Path) -> None:
-        save_file({"vectors": self.matrix}, str(path))
-
-
-class _Hnsw:
-    def __init__(self, index: faiss.IndexHNSWFlat, config: IndexConfig) -> None:
-        index.hnsw.efSearch = config.ef_search
-        self.index, self.threads = index, config.threads
-
-    @classmethod
-    def build(cls, vectors: Floats, config: IndexConfig) -> _Hnsw:
-        index = faiss.IndexHNSWFlat(vectors.shape[1], config.m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = config.ef_construction
-        index.add(vectors)  # every core: building is the slow part
-        return cls(index, config)
-
-    def search(self, queries: Floats, k: int) -> tuple[Floats, Rows]:
-        faiss.omp_set_num_threads(self.threads)
-        scores, rows = self.index.search(queries, min(k, self.index.ntotal))
-        return scores, rows.astype(np.int64, copy=False)
-
-    def vectors(self) -> Floats:
-        out: Floats = self.index.reconstruct_n(0, self.index.ntotal)
-        return out
-
-    def save(self, path: Path) -> None:
-        try:
-            faiss.write_index(self.index, str(path))
-        except RuntimeError as exc:  # FAISS reports a failed write (full disk) this way
-            # "... 4331 != 68568 (File too large)": keep the OS's reason for atomic_directory
-            reason = re.search(r"\(([^()]+)\)\W*$", str(exc))
-            raise OSError(
-                errno.EIO, f"FAISS could not write the index ({reason[1] if reason else exc})"
-            ) from None
-
-
 class RetrievalIndex:
     """Corpus items and their vectors; :meth:`search` maps predicted embeddings to hits."""
 
@@ -156,7 +97,7 @@ class RetrievalIndex:
         self,
         ids: Sequence[str],
         texts: Sequence[str],
-        backend: _Backend,
+        backend: Backend,
         *,
         dim: int,
         encoder_name: str,
@@ -194,8 +135,8 @@ class RetrievalIndex:
         lets a server refuse an encoder that would not reproduce them."""
         config = config or IndexConfig()
         matrix = _check_items(ids, texts, vectors)
-        backend: _Backend = (
-            _Exact(matrix) if config.kind == "exact" else _Hnsw.build(matrix, config)
+        backend: Backend = (
+            ExactBackend(matrix) if config.kind == "exact" else HnswBackend.build(matrix, config)
         )
         logger.info("indexed %d items (%s, dim %d)", len(ids), config.kind, matrix.shape[1])
         return cls(
@@ -264,7 +205,7 @@ class RetrievalIndex:
                 f"{directory}: the index is {stored.kind!r}; cannot search it as {config.kind!r}"
             )
         config = config or stored
-        backend = _load_backend(files, config)
+        backend = load_backend(files, config)
         return cls(
             files.ids,
             files.texts,
@@ -319,17 +260,3 @@ def query_matrix(queries: npt.ArrayLike, dim: int) -> Floats:
         raise RetrievalError(f"queries have shape {matrix.shape}; expected B×{dim}")
     check_unit_rows(matrix, "queries")
     return matrix
-
-
-def _load_backend(files: IndexFiles, config: IndexConfig) -> _Backend:
-    """The search structure over files :func:`read_index_files` has already checked."""
-    if files.exact_vectors is not None:
-        return _Exact(files.exact_vectors)
-    path = files.data
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise RetrievalError(f"{path}: unreadable HNSW index ({shown(str(exc))})") from None
-    if not isinstance(index, faiss.IndexHNSWFlat):
-        raise RetrievalError(f"{path}: a {type(index).__name__}; expected an HNSW flat index")
-    return _Hnsw(index, config)

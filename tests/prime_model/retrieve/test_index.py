@@ -11,41 +11,6 @@ from prime_model.retrieve.index import META_FILE, IndexConfig, RetrievalIndex
 from tests.prime_model.retrieve.support import tiny_index, unit_rows
 
 
-def _recall_at_10(index: RetrievalIndex, exact: RetrievalIndex, queries: np.ndarray) -> float:
-    found = index.search(queries, 10)
-    truth = exact.search(queries, 10)
-    overlap = [
-        len({h.id for h in a} & {h.id for h in b}) for a, b in zip(found, truth, strict=True)
-    ]
-    return sum(overlap) / (10 * len(queries))
-
-
-def test_exact_search_ranks_by_inner_product() -> None:
-    index = tiny_index(30)
-    vectors = index.vectors()
-    query = vectors[7]
-    hits = index.search(query, 5)[0]
-    assert hits[0].id == "doc-7"
-    assert hits[0].text == "text of document 7"
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
-    expected = np.argsort(-(vectors @ query))[:5]
-    assert [h.id for h in hits] == [f"doc-{i}" for i in expected]
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-
-
-def test_hnsw_finds_what_exact_search_finds() -> None:
-    corpus = unit_rows(3000, 32, seed=1)
-    ids, texts = [str(i) for i in range(3000)], ["t"] * 3000
-    hnsw = RetrievalIndex.build(ids, texts, corpus, encoder_name="e")
-    exact = RetrievalIndex.build(
-        ids, texts, corpus, encoder_name="e", config=IndexConfig(kind="exact")
-    )
-    # queries near corpus items, as predicted embeddings land near their targets
-    queries = corpus[:200] + 0.3 * unit_rows(200, 32, seed=2)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    assert _recall_at_10(hnsw, exact, queries) >= 0.98
-
-
 @pytest.mark.parametrize("kind", ["exact", "hnsw"])
 def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
     index = tiny_index(40, kind=kind)
