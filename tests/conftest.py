@@ -25,6 +25,59 @@ import torch.nn.functional as F  # noqa: E402, N812
 from prime_model import EmbeddingPredictor, PredictorConfig  # noqa: E402
 from prime_model.encode.encoding import EncodedTurns  # noqa: E402
 
+# Markers (registered in pyproject.toml), so `make test-fast` can leave out what takes minutes:
+# by directory, `pipeline` (ZenML runs) and `docker` (containers); `slow` for the modules and
+# tests that train, export to ONNX, compile, time backends, start servers or load the real
+# Y-Encoder (MiniLM), found by reading them. Basenames, so a test file moved between packages
+# keeps its mark; a new slow module is added here.
+MARK_BY_DIRECTORY = {"pipelines": "pipeline", "containers": "docker"}
+SLOW_MODULES = frozenset(
+    {
+        # training for real (Lightning Trainer, subprocesses, the smoke presets)
+        "test_training.py", "test_progress.py", "test_ddp.py", "test_convergence.py",
+        "test_workflow.py", "test_train_predictor.py", "test_system_faults.py",
+        "test_real_data.py",
+        # the real Y-Encoder, or its ONNX export
+        "test_encoders.py", "test_onnx_encoder.py", "test_drift.py", "test_monitor_steps.py",
+        "test_predict_embeddings.py", "test_demo.py",
+        # ONNX export, int8 choice, torch.compile, timed benchmarks
+        "test_export.py", "test_quantize.py", "test_serving_models.py", "test_optimized.py",
+        "test_roles_concat.py", "test_benchmark.py", "test_latency.py",
+        # the CLI end to end (train, export, evaluate with MiniLM, index + serve)
+        "test_main.py", "test_inference.py", "test_predict.py", "test_serve.py",
+        # servers: PostgreSQL (pgserver), the load test's HTTP server; the ANN measurements
+        "test_pgvector.py", "test_load_test.py", "test_index_choice.py",
+    }
+)  # fmt: skip
+# Fixtures that load MiniLM or run a pipeline, wherever a test asks for them.
+SLOW_FIXTURES = frozenset({"minilm", "onnx_minilm", "production"})
+SLOW_TESTS = frozenset(
+    {
+        "test_encode_turns_encodes_each_split",  # steps: the real Y-Encoder
+        "test_the_onnx_encoder_refuses_a_lone_surrogate_with_a_typed_error",
+        "test_an_index_built_with_max_seq_length_8_is_not_served_by_the_default_encoder",
+        "test_serving_forward_and_onnx_export_keep_the_residual",
+        "test_one_step_moves_the_residual_model_away_from_the_query",
+        "test_training_into_a_regular_file_is_a_config_error_not_a_bare_oserror",
+        "test_a_fresh_run_never_clears_a_users_logs_folder",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every collected test `pipeline`, `docker` and/or `slow` (see the sets above)."""
+    for item in items:
+        path = item.path.relative_to(REPO_ROOT)
+        parts = path.parts
+        if len(parts) > 1 and parts[0] == "tests" and parts[1] in MARK_BY_DIRECTORY:
+            item.add_marker(MARK_BY_DIRECTORY[parts[1]])
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "production" in fixtures:
+            item.add_marker("pipeline")
+        name = getattr(item, "originalname", item.name)
+        if path.name in SLOW_MODULES or name in SLOW_TESTS or fixtures & SLOW_FIXTURES:
+            item.add_marker("slow")
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session if the checkout's .zen/ changed; then remove the sandbox."""
