@@ -9,7 +9,9 @@ It builds infra/docker/Dockerfile as ``make image`` does (infra/docker/build.sh:
 caching makes a rebuild seconds; the Debian-packages base where no registry answers), registers
 infra/stacks/local_docker.sh's stack in the session's throwaway ZenML store (tests/conftest.py;
 never the user's), runs configs/smoke_docker.yaml through the ``zenml`` command with that store,
-and reads the run and its artifacts from here.
+and reads the run and its artifacts from here. It asserts on the run's records (stack, build,
+step statuses, who wrote each step's artifacts), never on ZenML's log lines, so it holds under any
+``ZENML_LOGGING_VERBOSITY``.
 """
 
 from __future__ import annotations
@@ -106,9 +108,16 @@ def image() -> str:
 def stack() -> str:
     """The local Docker stack, registered in the sandbox store (and idempotently so)."""
     script = str(REPO_ROOT / "infra" / "stacks" / "local_docker.sh")
+    from zenml.client import Client  # noqa: PLC0415 - after the sandbox is set
+    from zenml.enums import StackComponentType  # noqa: PLC0415
+
     _run([script], timeout=300, ZENML=ZENML)
-    again = _run([script], timeout=300, ZENML=ZENML)
-    assert "Successfully registered" not in again  # the second run only describes it
+    first = Client().get_stack(STACK)
+    _run([script], timeout=300, ZENML=ZENML)  # idempotent: the second run only describes it
+    again = Client().get_stack(STACK)
+    assert again.id == first.id
+    orchestrator = again.components[StackComponentType.ORCHESTRATOR][0]
+    assert orchestrator.flavor_name == "local_docker"
     return STACK
 
 
@@ -153,7 +162,7 @@ def test_smoke_pipeline_runs_every_step_in_its_own_container(image: str, stack: 
     from prime_model.checkpoint import PredictorCheckpoint  # noqa: PLC0415
 
     before = _containers()
-    output = _run(
+    _run(
         [ZENML, "pipeline", "run", "pipelines.training_pipeline", "-c", str(CONFIG), "-s", stack],
         timeout=3600,
     )
@@ -166,13 +175,16 @@ def test_smoke_pipeline_runs_every_step_in_its_own_container(image: str, stack: 
     assert run.build is not None
     assert {item.image for item in run.build.images.values()} == {image}
     assert set(STEPS) <= set(run.steps)
+    step_uid = int(STEP_USER.split(":")[0])
     for name, step in run.steps.items():
+        # ran (a throwaway store: nothing cached), on the run's local_docker stack
         assert step.status == ExecutionStatus.COMPLETED, name
-        assert re.search(rf"Running step \W?{name}\W? in Docker", output), name  # one each
+        # and in its container: its first output was written by the image's user, not by us
+        outputs = [artifact for versions in step.outputs.values() for artifact in versions]
+        assert outputs, name
+        assert Path(outputs[0].uri).stat().st_uid == step_uid, name
 
-    # written by the steps' user (not this process's), read back here
     artifact = run.steps["train_predictor"].outputs[PREDICTOR_CHECKPOINT][0]
-    assert Path(artifact.uri).stat().st_uid == int(STEP_USER.split(":")[0])
     checkpoint = artifact.load()
     assert isinstance(checkpoint, PredictorCheckpoint)
     evaluation = run.steps["evaluate_predictor"].outputs["evaluation"][0].load()
