@@ -6,7 +6,7 @@ whole HTTP request (encode, predict, search) stays under 25 ms at p99 on 2 cores
 Every candidate is built, saved and loaded again through its library's own file format (the
 search runs on the loaded copy), then judged against exact numpy search on held-out queries:
 recall@10, batch-1 latency (all candidates timed in one block-interleaved run, see
-:mod:`prime_model.serve.timing`, so load spikes on a shared machine hit them alike), batch-32
+:mod:`prime_model.bench.timing`, so load spikes on a shared machine hit them alike), batch-32
 throughput, build time, file size and the resident memory the load added. HNSW candidates sweep
 their search breadth; the choice is computed from the numbers, never written in.
 

@@ -84,7 +84,7 @@ class BenchmarkReport(BaseModel):
     read_bandwidth_gbs: float
     flops_per_row: dict[str, int] = Field(
         description="FLOPs one conversation costs each backend: eager runs the whole model, the "
-        "others the serving graph (prime_model.serve.serving), so GFLOP/s counts work actually done"
+        "others the serving graph (prime_model.runtime.serving), so GFLOP/s counts work actually done"
     )
     weight_bytes: dict[str, int]
     setup_seconds: dict[str, float]

@@ -8,8 +8,8 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from prime_model import ConfigError, EmbeddingPredictor, PredictorConfig
 from prime_model.bench.presets import random_model
+from prime_model.export.build import build_predictor
 from prime_model.presets import PREDICTOR_PRESETS, predictor_config
-from prime_model.runtime.optimized import create_predictor
 from prime_model.runtime.serving import ServingForward
 
 
@@ -93,7 +93,7 @@ def test_serving_forward_and_onnx_export_keep_the_residual(untrained: bool) -> N
     with torch.inference_mode():
         served = ServingForward(model)(context, query, mask)
     torch.testing.assert_close(served, expected, atol=1e-5, rtol=1e-5)
-    onnx = create_predictor(model, "onnx", "cpu")
+    onnx = build_predictor(model, "onnx", "cpu")
     torch.testing.assert_close(
         torch.from_numpy(onnx.predict(context.numpy(), query.numpy(), mask.numpy())),
         expected,

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.encode.onnx_encoder import OnnxTextEncoder
 from prime_model.errors import ConfigError, DataValidationError, RequestError
-from prime_model.retrieve import app as app_module
+from prime_model.http import app as app_module
 from prime_model.http.app import MAX_ERROR_CHARS, create_app
 from prime_model.http.request import MAX_HISTORY_ITEMS, MAX_LISTED_ERRORS, parse_request
 from prime_model.http.service import Retriever

@@ -11,7 +11,7 @@ import torch
 
 from prime_model import EmbeddingPredictor, PredictorConfig
 from prime_model.cli.main import main
-from prime_model.retrieve import app
+from prime_model.http import app
 from prime_model.retrieve.index import RetrievalIndex
 from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever

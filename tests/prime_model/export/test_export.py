@@ -11,9 +11,9 @@ import pytest
 from prime_model import ExportError, load_checkpoint, save_checkpoint
 from prime_model.checkpoint import package_version
 from prime_model.export.export import ExportResult, export_onnx
-from prime_model.runtime.onnx_file import SHA256_KEY, load_onnx
 from prime_model.export.onnx_graph import to_onnx_model, weights_sha256
-from prime_model.runtime.optimized import create_predictor
+from prime_model.runtime.loader import create_predictor
+from prime_model.runtime.onnx_file import SHA256_KEY, load_onnx
 from tests.conftest import make_encoded
 from tests.prime_model.runtime.inference_support import CONFIG, eager, random_inputs, tiny_model
 

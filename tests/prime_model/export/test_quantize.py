@@ -16,12 +16,8 @@ import pytest
 
 from prime_model import ExportError
 from prime_model.encode.encoding import EncodedTurns
-from prime_model.serve import quantize as quantize_module
-from prime_model.runtime.cpu import instruction_set
+from prime_model.export import quantize as quantize_module
 from prime_model.export.int8 import QuantizationOptions, quantize_verified
-from prime_model.runtime.onnx_file import load_onnx
-from prime_model.runtime.onnx_runtime import OnnxPredictor
-from prime_model.runtime.optimized import create_predictor
 from prime_model.export.quantize import (
     AcceptanceRule,
     QuantizationResult,
@@ -30,6 +26,10 @@ from prime_model.export.quantize import (
     predict_all,
     quantize_onnx,
 )
+from prime_model.runtime.cpu import instruction_set
+from prime_model.runtime.loader import create_predictor
+from prime_model.runtime.onnx_file import load_onnx
+from prime_model.runtime.onnx_runtime import OnnxPredictor
 from tests.conftest import make_encoded
 from tests.prime_model.runtime.inference_support import CONFIG, exported
 

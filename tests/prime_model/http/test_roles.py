@@ -16,9 +16,9 @@ from prime_model import EmbeddingPredictor, PredictorConfig
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.errors import RequestError
 from prime_model.http.app import create_app
-from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.http.request import parse_request
 from prime_model.http.service import Retriever
+from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import TINY_CONFIG, CountingEncoder
 from tests.prime_model.retrieve.support import tiny_retriever, unit_rows

@@ -7,10 +7,10 @@ import torch
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.errors import OnnxEncoderError, RequestError, RetrievalError
+from prime_model.http import service
 from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever
 from prime_model.model import EmbeddingPredictor
-from prime_model.retrieve import service
 from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import CountingEncoder
 from tests.prime_model.retrieve.support import TINY, tiny_index, tiny_retriever

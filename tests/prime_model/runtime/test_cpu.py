@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-from prime_model.runtime.cpu import InstructionSet, instruction_set, instruction_set_from, parse_flags
 from prime_model.export.int8 import candidate_options, default_options
+from prime_model.runtime.cpu import (
+    InstructionSet,
+    instruction_set,
+    instruction_set_from,
+    parse_flags,
+)
 
 ZEN3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2 sha_ni\n\nprocessor\t: 1\nflags: x\n"
 ZEN4 = "flags\t: fpu avx avx2 avx512f avx512bw avx512_vnni avx512_bf16\n"

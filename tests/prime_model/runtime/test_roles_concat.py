@@ -15,15 +15,15 @@ from prime_model import EmbeddingPredictor, PredictorConfig
 from prime_model.bench.benchmark import run_benchmark
 from prime_model.encode.encoding import encode_turns
 from prime_model.errors import ExportError, PredictorError
+from prime_model.export.export import export_verified, random_batches
+from prime_model.export.int8 import quantize_verified
+from prime_model.export.quantize import predict_all
 from prime_model.runtime.batch_prediction import predict_turns
 from prime_model.runtime.calibration import random_batch
-from prime_model.export.export import export_verified, random_batches
 from prime_model.runtime.inference import EagerPredictor, FloatArray, parity, to_numpy
-from prime_model.export.int8 import quantize_verified
 from prime_model.runtime.onnx_file import VerifiedOnnx
 from prime_model.runtime.onnx_runtime import OnnxPredictor
 from prime_model.runtime.optimized import OptimizedPredictor
-from prime_model.export.quantize import predict_all
 from tests.conftest import CountingEncoder, make_encoded
 from tests.prime_model.runtime.inference_support import CONFIG, random_inputs
 
