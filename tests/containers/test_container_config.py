@@ -55,14 +55,10 @@ def test_smoke_docker_runs_the_prebuilt_image_as_its_non_root_user() -> None:
     assert settings.run_args["remove"] is True
 
 
-def test_the_dockerfile_builds_on_any_python_base_offline_ready() -> None:
-    assert DOCKERFILE.index("ARG BASE_IMAGE=python:3.11-slim") < DOCKERFILE.index(
-        "FROM ${BASE_IMAGE}"
-    )
-    for env in ("HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "PATH=/opt/venv/bin:${PATH}"):
-        assert env in DOCKERFILE, env
-    assert 'python3 -m venv "${VIRTUAL_ENV}"' in DOCKERFILE
-    assert "[dev]" not in DOCKERFILE  # run-time dependencies only
+def test_the_image_installs_run_time_dependencies_only() -> None:
+    """Offline MiniLM, the CPU torch and the non-root user are checked on the built image
+    (test_docker_image.py); here only what a build would not reveal: no dev extra."""
+    assert "[dev]" not in DOCKERFILE
 
 
 def test_k8s_builds_the_same_dockerfile_with_its_client_as_a_build_arg() -> None:

@@ -45,7 +45,6 @@ def test_ddp_spawn_trains_on_two_processes_and_saves_rank_zeros_best(
     assert meta["global_step"] == 4
     assert meta["training_config"]["strategy"] == "ddp_spawn"
     assert meta["metrics"] == result.best_metrics
-    assert 0.0 <= result.best_metrics["val/recall@10"] <= 1.0
     losses = [row["train/loss"] for row in result.history if "train/loss" in row]
     assert len(losses) == 4
     assert all(math.isfinite(loss) for loss in losses)

@@ -34,7 +34,6 @@ def test_trains_saves_the_best_model_and_its_history(
     loaded = load_checkpoint(result.checkpoint_dir)
     meta = loaded.metadata.training
     assert meta["metrics"] == result.best_metrics
-    assert 0.0 <= result.best_metrics["val/recall@10"] <= 1.0
     assert set(result.best_metrics) >= {
         "val/loss",
         "val/recall@1",
