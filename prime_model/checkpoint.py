@@ -7,46 +7,58 @@ weights' size and sha256 recorded in the metadata are verified before a byte is 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save, save_file
 
 from prime_model.atomic import atomic_directory, fsync_file, sha256_file, write_text_synced
+from prime_model.checkpoint_tensors import (
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    check_finite,
+    check_header,
+    check_layer_count,
+    check_savable,
+    check_state,
+    expected_tensors,
+    read_header,
+)
 from prime_model.config import PredictorConfig, describe_validation_error
 from prime_model.devices import check_device
-from prime_model.errors import CheckpointError, PredictorError
+from prime_model.errors import CheckpointError, CheckpointWriteError, PredictorError
 from prime_model.files import check_regular_file, file_kind, read_text_file
 from prime_model.model import EmbeddingPredictor
 from prime_model.parsing import parse_json
 from prime_model.text import shown
 
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "WEIGHTS_FILE",
+    "CheckpointMetadata",
+    "PredictorCheckpoint",
+    "load_checkpoint",
+    "make_checkpoint",
+    "package_version",
+    "read_checkpoint_metadata",
+    "save_checkpoint",
+    "write_checkpoint",
+]
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-METADATA_FILE = "metadata.json"
-WEIGHT_DTYPE: Final = torch.float32
-"""Every tensor of a checkpoint: the model computes in float32, and a float16/int/bool tensor of
-the right shape would otherwise be cast on load without a word, changing every prediction."""
-# safetensors' dtype codes, in torch's words for messages
-_DTYPE_NAMES: Final = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32",
-    "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16",
-    "U8": "uint8", "BOOL": "bool", "C64": "complex64",
-}  # fmt: skip
-_SHOWN_PROBLEMS: Final = 5
-TensorSpecs: TypeAlias = dict[str, tuple[tuple[int, ...], str]]
-"""Tensor name -> (shape, dtype name), as declared by a header or implied by a config."""
+_HEADER: Final = {"format": "prime-predictor"}
 
 
 def package_version() -> str:
@@ -74,10 +86,40 @@ class CheckpointMetadata(BaseModel):
 
 @dataclass(frozen=True)
 class PredictorCheckpoint:
-    """A verified, loaded checkpoint: the model (eval mode) and its metadata."""
+    """The model and the metadata that vouches for its weights: loaded (verified, eval mode) or
+    just made by :func:`make_checkpoint` (not yet written)."""
 
     model: EmbeddingPredictor
     metadata: CheckpointMetadata
+
+
+def make_checkpoint(
+    model: EmbeddingPredictor, metadata: dict[str, Any] | None = None
+) -> PredictorCheckpoint:
+    """``model`` and its metadata in memory, nothing written: the sha256 and size recorded are
+    those of the exact bytes :func:`write_checkpoint` will write, so whoever writes it (the CLI's
+    output folder or a pipeline's materializer) writes it once. ``metadata`` must be plain JSON."""
+    training = dict(metadata or {})
+    try:
+        json.dumps(training, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint metadata must be plain JSON: {exc}") from None
+    check_savable(model)
+    state = _state(model)
+    check_finite(state, "model to save (did training diverge?)")
+    blob = save(state, metadata=_HEADER)
+    return PredictorCheckpoint(
+        model=model,
+        metadata=CheckpointMetadata(
+            format_version=FORMAT_VERSION,
+            predictor_config=model.config,
+            created_at=datetime.now(UTC),
+            package_version=package_version(),
+            weights_sha256=hashlib.sha256(blob).hexdigest(),
+            weights_bytes=len(blob),
+            training=training,
+        ),
+    )
 
 
 def save_checkpoint(
@@ -88,75 +130,62 @@ def save_checkpoint(
     overwrite: bool = False,
 ) -> Path:
     """Write ``model`` to ``directory`` atomically; ``metadata`` must be JSON-serialisable."""
+    _check_target(Path(directory), overwrite=overwrite)  # before any work
+    return write_checkpoint(make_checkpoint(model, metadata), directory, overwrite=overwrite)
+
+
+def write_checkpoint(
+    checkpoint: PredictorCheckpoint, directory: str | Path, *, overwrite: bool = False
+) -> Path:
+    """The one writer: an atomic directory whose weights are checked against the metadata's
+    sha256 before it appears, so a model changed after :func:`make_checkpoint` is refused."""
     directory = Path(directory)
-    if directory.exists() and not overwrite:
-        raise CheckpointError(f"{directory} already exists; pass overwrite=True to replace it")
-    if directory.exists() and not directory.is_dir():
-        raise CheckpointError(
-            f"{directory} is a file; a checkpoint is a directory, so it is not replaced"
-        )
-    training = dict(metadata or {})
-    try:
-        json.dumps(training, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint metadata must be plain JSON: {exc}") from None
-    _check_savable(model)
-    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    _check_finite(state, "model to save (did training diverge?)")
+    _check_target(directory, overwrite=overwrite)
     existed = directory.exists()
     try:
-        _write(state, model.config, training, directory)
+        _write(checkpoint, directory)
     except (OSError, SafetensorError) as exc:  # SafetensorError: safetensors' own I/O failures
         full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         reason = "the disk is full" if full else f"{type(exc).__name__}: {shown(str(exc))}"
         kept = (
             "the previous checkpoint there is unchanged" if existed else "nothing was written there"
         )
-        raise CheckpointError(
+        error = CheckpointWriteError(
             f"cannot write checkpoint {directory}: {reason}; {kept}. Free space or choose "
             "another directory, then save again"
-        ) from None
+        )
+        error.errno = exc.errno if isinstance(exc, OSError) else None
+        raise error from None
     return directory
 
 
-def _check_savable(model: EmbeddingPredictor) -> None:
-    """Only dense float32 tensors are saved: what :func:`load_checkpoint` accepts back."""
-    problems = []
-    for name, tensor in model.state_dict().items():
-        if tensor.layout != torch.strided:
-            problems.append(f"{name} is sparse ({tensor.layout}); expected a dense tensor")
-        elif tensor.dtype != WEIGHT_DTYPE:
-            problems.append(f"{name} is {_torch_name(tensor.dtype)}; expected float32")
-        elif tensor.device.type == "meta":
-            problems.append(f"{name} is on the meta device and holds no values")
-    if problems:
+def _check_target(directory: Path, *, overwrite: bool) -> None:
+    if directory.exists() and not overwrite:
+        raise CheckpointError(f"{directory} already exists; pass overwrite=True to replace it")
+    if directory.exists() and not directory.is_dir():
         raise CheckpointError(
-            f"cannot save this model: {len(problems)} tensor(s) are not dense float32 "
-            f"({'; '.join(problems[:_SHOWN_PROBLEMS])}); convert with model.float() or "
-            ".to_dense() first"
+            f"{directory} is a file; a checkpoint is a directory, so it is not replaced"
         )
 
 
-def _write(
-    state: dict[str, torch.Tensor],
-    config: PredictorConfig,
-    training: dict[str, Any],
-    directory: Path,
-) -> None:
+def _state(model: EmbeddingPredictor) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+
+
+def _write(checkpoint: PredictorCheckpoint, directory: Path) -> None:
+    expected = checkpoint.metadata
     with atomic_directory(directory) as staging:
         weights = staging / WEIGHTS_FILE
-        save_file(state, str(weights), metadata={"format": "prime-predictor"})
+        save_file(_state(checkpoint.model), str(weights), metadata=_HEADER)
         fsync_file(weights)
-        meta = CheckpointMetadata(
-            format_version=FORMAT_VERSION,
-            predictor_config=config,
-            created_at=datetime.now(UTC),
-            package_version=package_version(),
-            weights_sha256=sha256_file(weights),
-            weights_bytes=weights.stat().st_size,
-            training=training,
-        )
-        write_text_synced(staging / METADATA_FILE, meta.model_dump_json(indent=2))
+        digest = sha256_file(weights)
+        if digest != expected.weights_sha256 or weights.stat().st_size != expected.weights_bytes:
+            raise CheckpointError(
+                f"cannot write checkpoint {directory}: the weights (sha256 {digest}) are not "
+                f"the ones its metadata records ({expected.weights_sha256}); the model changed "
+                "after its checkpoint was made. Make the checkpoint again from the model"
+            )
+        write_text_synced(staging / METADATA_FILE, expected.model_dump_json(indent=2))
 
 
 def read_checkpoint_metadata(directory: str | Path) -> CheckpointMetadata:
@@ -215,99 +244,18 @@ def load_checkpoint(
             f"{weights}: checksum mismatch: sha256 {digest}, metadata says "
             f"{metadata.weights_sha256}; the file is corrupted or was modified"
         )
-    found = _read_header(weights)
-    _check_layer_count(metadata.predictor_config, found, directory)
-    _check_header(
-        weights, found, _expected_tensors(metadata.predictor_config, directory), directory
-    )
+    found = read_header(weights)
+    check_layer_count(metadata.predictor_config, found, directory)
+    check_header(weights, found, expected_tensors(metadata.predictor_config, directory), directory)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
     model = EmbeddingPredictor(metadata.predictor_config)
-    _check_state(model, state, directory)
-    _check_finite(state, str(weights))
+    check_state(model, state, directory)
+    check_finite(state, str(weights))
     model.load_state_dict(state, strict=True)
     return PredictorCheckpoint(model=model.to(target).eval(), metadata=metadata)
-
-
-def _torch_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-def _expected_tensors(config: PredictorConfig, where: Path) -> TensorSpecs:
-    """Name -> (shape, dtype) of every tensor ``config`` implies, with nothing allocated."""
-    try:
-        with torch.device("meta"):
-            skeleton = EmbeddingPredictor(config)
-    except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:
-        dims = ", ".join(
-            f"{name}={getattr(config, name)}"
-            for name in ("input_dim", "output_dim", "hidden_dim", "mlp_ratio", "num_layers")
-        )
-        raise CheckpointError(
-            f"{where}: {METADATA_FILE} declares a model too large to exist ({dims}: "
-            f"{shown(str(exc), 120)}); expected the predictor_config the weights were saved with"
-        ) from None
-    return {
-        name: (tuple(t.shape), _torch_name(WEIGHT_DTYPE))
-        for name, t in skeleton.state_dict().items()
-    }
-
-
-def _read_header(weights: Path) -> TensorSpecs:
-    """Name -> (shape, dtype) from the safetensors header alone: no tensor is read."""
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            return {
-                name: (
-                    tuple(handle.get_slice(name).get_shape()),
-                    _DTYPE_NAMES.get(handle.get_slice(name).get_dtype(), "?"),
-                )
-                for name in handle.keys()  # noqa: SIM118 - safe_open has no __iter__
-            }
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
-
-
-def _check_layer_count(config: PredictorConfig, found: TensorSpecs, where: Path) -> None:
-    """Building even a meta-device model costs Python time per block, so a declared
-    ``num_layers`` of 10**9 is compared with the blocks the file holds first."""
-    blocks = {name.split(".")[1] for name in found if name.startswith("blocks.")}
-    if config.num_layers != len(blocks):
-        raise CheckpointError(
-            f"{where}: weights do not fit its predictor_config: {METADATA_FILE} declares "
-            f"num_layers={config.num_layers}, {WEIGHTS_FILE} holds {len(blocks)} block(s); "
-            "expected the predictor_config the weights were saved with"
-        )
-
-
-def _check_header(weights: Path, found: TensorSpecs, expected: TensorSpecs, where: Path) -> None:
-    """Compare the safetensors header (names, shapes, dtypes) with what the config implies."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    shared = sorted(set(expected) & set(found))
-    wrong = [
-        f"{name}: {found[name][0]} in file, {expected[name][0]} expected"
-        for name in shared
-        if found[name][0] != expected[name][0]
-    ]
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{where}: weights do not fit its predictor_config: missing "
-            f"{missing[:_SHOWN_PROBLEMS] or 'none'}, unexpected "
-            f"{unexpected[:_SHOWN_PROBLEMS] or 'none'}, shape mismatches "
-            f"{wrong[:_SHOWN_PROBLEMS] or 'none'}"
-        )
-    dtypes = [
-        f"{name!r} is {found[name][1]}" for name in shared if found[name][1] != expected[name][1]
-    ]
-    if dtypes:
-        raise CheckpointError(
-            f"{weights}: {len(dtypes)} tensor(s) have the wrong dtype ("
-            f"{', '.join(dtypes[:_SHOWN_PROBLEMS])}); expected float32 for every tensor, as "
-            "save_checkpoint writes them. Convert with model.float() and save again"
-        )
 
 
 def _checkpoint_dir(directory: str | Path) -> Path:
@@ -326,29 +274,3 @@ def _checkpoint_dir(directory: str | Path) -> Path:
             f"{METADATA_FILE} (pickled .ckpt/.pt/.pkl files are never loaded)"
         )
     return directory
-
-
-def _check_state(model: EmbeddingPredictor, state: dict[str, torch.Tensor], where: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{name}: {tuple(state[name].shape)} in file, {tuple(expected[name].shape)} expected"
-        for name in sorted(set(expected) & set(state))
-        if state[name].shape != expected[name].shape
-    ]
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{where}: weights do not fit its predictor_config: missing {missing or 'none'}, "
-            f"unexpected {unexpected or 'none'}, shape mismatches {wrong or 'none'}"
-        )
-
-
-def _check_finite(state: dict[str, torch.Tensor], where: str) -> None:
-    """NaN/inf weights turn every prediction into NaN: refuse them on save and on load."""
-    bad = sorted(name for name, t in state.items() if not bool(torch.isfinite(t).all()))
-    if bad:
-        raise CheckpointError(
-            f"{where}: NaN or infinite values in {len(bad)} tensor(s), e.g. {bad[:3]}; "
-            "expected finite weights"
-        )

@@ -98,6 +98,10 @@ class WriteError(PrimeError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class CheckpointWriteError(CheckpointError, WriteError):
+    """A checkpoint could not be written (full disk, ...); the previous one there is unchanged."""
+
+
 class ForeignContentError(WriteError):
     """The output directory holds files PRIME did not write there; they are never replaced."""
 

@@ -34,7 +34,7 @@ from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcess
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from prime_model.atomic import check_replaceable
-from prime_model.checkpoint import save_checkpoint
+from prime_model.checkpoint import PredictorCheckpoint, make_checkpoint, write_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.devices import cuda_device_count
 from prime_model.encode.encoding import EncodedTurns
@@ -54,12 +54,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """Where the best model went, how it scored, and every logged value per step/epoch."""
+    """The best model (in memory), how it scored, every logged value per step/epoch, and where
+    the model was written (None when the caller writes it: a pipeline's materializer)."""
 
-    checkpoint_dir: Path
+    checkpoint: PredictorCheckpoint
     best_metrics: dict[str, float]
     history: list[dict[str, float]]
     lightning_dir: Path
+    saved_to: Path | None = None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        if self.saved_to is None:
+            raise CheckpointError(
+                "this run's checkpoint was not written (write=False); write it with "
+                "prime_model.checkpoint.write_checkpoint(result.checkpoint, directory)"
+            )
+        return self.saved_to
 
 
 def train_predictor(
@@ -72,8 +83,12 @@ def train_predictor(
     resume: bool = False,
     metadata: dict[str, Any] | None = None,
     inside_pipeline: bool = False,
+    write: bool = True,
 ) -> TrainingResult:
     """Train, keep the best epoch by val/recall@10, save it to ``output_dir/model``.
+
+    ``write=False``: the checkpoint is returned in memory only, for a caller that writes it
+    once itself (the pipeline's materializer), instead of written here and again there.
 
     ``inside_pipeline``: launched from a pipeline step, where ranks must be spawned, never
     started by re-running the launching command (see :mod:`prime_model.train.strategy`).
@@ -157,30 +172,27 @@ def train_predictor(
     history = read_history(Path(csv_logger.log_dir or output_dir / "logs") / "metrics.csv")
     best_metrics = best_epoch(history)
     warn_if_still_improving(history)
-    checkpoint_dir = output_dir / "model"
-    if trainer.is_global_zero:  # (ddp_spawn: the main process, which got rank 0's results back)
-        save_checkpoint(
-            net,
-            checkpoint_dir,
-            {
-                **(metadata or {}),
-                "metrics": best_metrics,
-                "dataset_fingerprint": {
-                    "train": encoded_train.fingerprint(),
-                    "val": encoded_val.fingerprint(),
-                },
-                "encoder": {"name": encoded_train.encoder_name, "dim": encoded_train.dim},
-                "training_config": training_config.model_dump(),
-                "global_step": _global_step(trainer, lightning_dir),
+    checkpoint = make_checkpoint(
+        net.eval(),
+        {
+            **(metadata or {}),
+            "metrics": best_metrics,
+            "dataset_fingerprint": {
+                "train": encoded_train.fingerprint(),
+                "val": encoded_val.fingerprint(),
             },
-            overwrite=True,
-        )
-        logger.info(
-            "best %s=%.4f saved to %s", MONITOR, best_metrics.get(MONITOR, 0), checkpoint_dir
-        )
+            "encoder": {"name": encoded_train.encoder_name, "dim": encoded_train.dim},
+            "training_config": training_config.model_dump(),
+            "global_step": _global_step(trainer, lightning_dir),
+        },
+    )
+    saved_to = output_dir / "model" if write else None
+    if saved_to is not None and trainer.is_global_zero:  # (ddp_spawn: the main process)
+        write_checkpoint(checkpoint, saved_to, overwrite=True)
+        logger.info("best %s=%.4f saved to %s", MONITOR, best_metrics.get(MONITOR, 0), saved_to)
     # the other ranks return only once the checkpoint their result points to exists
     trainer.strategy.barrier("prime_checkpoint_saved")
-    return TrainingResult(checkpoint_dir, best_metrics, history, lightning_dir)
+    return TrainingResult(checkpoint, best_metrics, history, lightning_dir, saved_to)
 
 
 def _trainer(cfg: TrainingConfig, **options: Any) -> L.Trainer:

@@ -1,7 +1,8 @@
 """PredictorCheckpoint <-> a PRIME checkpoint directory in the artifact store.
 
-Loading goes through ``load_checkpoint``, so size, sha256 and shapes are verified every time a
-step receives the model.
+The only writer of a pipeline's checkpoint: training hands it over in memory, with the sha256
+of the bytes written here. Loading goes through ``load_checkpoint``, so size, sha256 and shapes
+are verified every time a step receives the model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prime_model.checkpoint import (
     WEIGHTS_FILE,
     PredictorCheckpoint,
     load_checkpoint,
-    save_checkpoint,
+    write_checkpoint,
 )
 
 FILES = (WEIGHTS_FILE, METADATA_FILE)
@@ -32,7 +33,7 @@ class PredictorCheckpointMaterializer(BaseMaterializer):
 
     def save(self, data: PredictorCheckpoint) -> None:
         with self.get_temporary_directory(delete_at_exit=True) as tmp:
-            local = save_checkpoint(data.model, Path(tmp) / "checkpoint", data.metadata.training)
+            local = write_checkpoint(data, Path(tmp) / "checkpoint")
             for name in FILES:
                 fileio.copy(str(local / name), os.path.join(self.uri, name), overwrite=True)
 

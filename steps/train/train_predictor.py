@@ -8,7 +8,7 @@ from zenml.enums import ArtifactType
 from zenml.types import HTMLString
 
 from prime_model.artifacts import PREDICTOR_CHECKPOINT
-from prime_model.checkpoint import PredictorCheckpoint, load_checkpoint
+from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.train.report import training_curves_html
@@ -33,7 +33,7 @@ def train_predictor(
     training_config: TrainingConfig,
 ) -> TrainOutputs:
     """Train with Lightning; the best epoch by val/recall@10 becomes the versioned model."""
-    with tempfile.TemporaryDirectory(prefix="prime-train-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="prime-train-") as workdir:  # Lightning's own files
         result = fit(
             encoded_train,
             encoded_val,
@@ -41,6 +41,6 @@ def train_predictor(
             training_config,
             workdir,
             inside_pipeline=True,  # ranks are spawned, never started by re-running the step
+            write=False,  # the materializer writes the checkpoint, once
         )
-        checkpoint = load_checkpoint(result.checkpoint_dir)
-    return checkpoint, result.history, HTMLString(training_curves_html(result.history))
+    return result.checkpoint, result.history, HTMLString(training_curves_html(result.history))
