@@ -12,9 +12,6 @@ strategy.
 from __future__ import annotations
 
 import logging
-import pickle
-import re
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +27,14 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
-from prime_model.atomic import check_replaceable
 from prime_model.checkpoint import PredictorCheckpoint, make_checkpoint, write_checkpoint
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.devices import cuda_device_count
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import CheckpointError, ConfigError
-from prime_model.files import check_output_dir, check_regular_file
+from prime_model.files import check_output_dir
 from prime_model.logs import is_terminal, lightning_logs
 from prime_model.model import EmbeddingPredictor
 from prime_model.text import shown
@@ -47,6 +42,7 @@ from prime_model.train.datamodule import PredictorDataModule
 from prime_model.train.history import MONITOR, best_epoch, read_history, warn_if_still_improving
 from prime_model.train.lightning_module import PredictorLightningModule
 from prime_model.train.progress import LogProgress
+from prime_model.train.resume import global_step, resume_from
 from prime_model.train.strategy import lightning_strategy, process_count
 
 logger = logging.getLogger(__name__)
@@ -155,7 +151,7 @@ def train_predictor(
             _refuse_relaunch(trainer, training_config)
         # one rank clears the previous run's folders; a script-launched ddp run re-enters here
         # per rank
-        ckpt_path = _resume_from(output_dir, resume, clear=trainer.is_global_zero)
+        ckpt_path = resume_from(output_dir, resume, clear=trainer.is_global_zero)
         with warnings.catch_warnings():
             # resuming reuses both folders on purpose (and the CSV logger appends to metrics.csv,
             # whatever its "will be deleted" note says); fresh runs have cleared them
@@ -183,7 +179,7 @@ def train_predictor(
             },
             "encoder": {"name": encoded_train.encoder_name, "dim": encoded_train.dim},
             "training_config": training_config.model_dump(),
-            "global_step": _global_step(trainer, lightning_dir),
+            "global_step": global_step(trainer, lightning_dir),
         },
     )
     saved_to = output_dir / "model" if write else None
@@ -241,19 +237,6 @@ def _check_hardware(cfg: TrainingConfig) -> None:
         )
 
 
-def _global_step(trainer: L.Trainer, lightning_dir: Path) -> int:
-    """Optimizer steps taken, also after ddp_spawn, where the main process never stepped.
-
-    Lightning hands rank 0's weights and metrics back to the main process, not its loop
-    counters; rank 0's ``last.ckpt`` (saved after the final validation) has them.
-    """
-    last = lightning_dir / "last.ckpt"
-    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher) or not last.exists():
-        return trainer.global_step
-    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    return int(state["global_step"])
-
-
 def _refuse_relaunch(trainer: L.Trainer, cfg: TrainingConfig) -> None:
     """Inside a step, re-running the launching command would start another pipeline run.
 
@@ -267,53 +250,6 @@ def _refuse_relaunch(trainer: L.Trainer, cfg: TrainingConfig) -> None:
             f"resolves to {type(trainer.strategy).__name__} on {trainer.world_size} processes, "
             "which re-runs the launching command (the pipeline) in every extra rank; inside a "
             "pipeline set strategy: ddp_spawn and devices to a number"
-        )
-
-
-_CHECKPOINT_NAME = re.compile(r"[\w.-]+\.ckpt")
-
-
-def _resume_from(output_dir: Path, resume: bool, *, clear: bool = True) -> Path | None:
-    """``last.ckpt`` when resuming; otherwise clear the previous run's logs and checkpoints.
-
-    A fresh run must not append to an old run's history or keep its "best" checkpoint.
-    """
-    last = output_dir / "lightning" / "last.ckpt"
-    if resume and last.exists():
-        _check_resumable(last)
-        logger.info("resuming from %s", last)
-        return last
-    if resume:
-        logger.info("no %s to resume from; starting fresh", last)
-    if not clear:
-        return None
-    # removed below: only if they hold nothing but what a run writes there (never a user's folder)
-    check_replaceable(output_dir / "logs", {"metrics.csv", "hparams.yaml"})
-    check_replaceable(output_dir / "lightning", pattern=_CHECKPOINT_NAME)
-    for name in ("logs", "lightning"):
-        if (output_dir / name).exists():
-            logger.info("starting fresh: removing the previous run's %s", output_dir / name)
-            shutil.rmtree(output_dir / name)
-    return None
-
-
-def _check_resumable(last: Path) -> None:
-    """Read ``last.ckpt`` the way Lightning will (``weights_only``: never arbitrary unpickling)
-    first, so a foreign, truncated or tampered file is a :class:`CheckpointError`, not a
-    ``pickle.UnpicklingError`` from deep inside ``fit``."""
-    check_regular_file(last, "Lightning checkpoint to resume", CheckpointError)  # FIFO: a hang
-    try:
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{last}: not a Lightning checkpoint that can be resumed safely ({first_line}); "
-            "it was not unpickled. Delete it to start fresh, or train without --resume"
-        ) from None
-    if not isinstance(state, dict) or "global_step" not in state or "state_dict" not in state:
-        raise CheckpointError(
-            f"{last}: not a Lightning training checkpoint (no global_step/state_dict); "
-            "delete it to start fresh, or train without --resume"
         )
 
 
