@@ -19,13 +19,8 @@ import torch
 
 from prime_model.encode.cache import CACHE_ENV
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, YEncoder
-from prime_model.encode.onnx_encoder import (
-    MIN_COSINE,
-    ONNX_FILE,
-    SIDECAR_FILE,
-    OnnxTextEncoder,
-    default_onnx_cache_dir,
-)
+from prime_model.encode.onnx_cache import ONNX_FILE, SIDECAR_FILE, default_onnx_cache_dir
+from prime_model.encode.onnx_encoder import MIN_COSINE, OnnxTextEncoder
 from prime_model.errors import ExportError, OnnxEncoderError, PrimeError
 
 LOGGER = "prime_model.encode.onnx_encoder"
