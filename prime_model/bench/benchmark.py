@@ -45,7 +45,7 @@ from prime_model.runtime.inference import (
     parity,
     to_numpy,
 )
-from prime_model.runtime.inputs import forward_args
+from prime_model.runtime.inputs import as_tensors
 from prime_model.runtime.onnx_runtime import OnnxPredictor
 from prime_model.runtime.optimized import OptimizedPredictor
 from prime_model.runtime.serving import serving_flops
@@ -137,7 +137,7 @@ def synthetic_turns(
 def _eager_call(model: EmbeddingPredictor, batch: Batch, device: torch.device) -> FloatArray:
     """The plain model forward on tensors: the baseline is not slowed by any conversion."""
     with torch.inference_mode():
-        return to_numpy(model(*forward_args(batch, device, model.config)))
+        return to_numpy(model(*as_tensors(batch, device, model.config).args()))
 
 
 def _time_batch(

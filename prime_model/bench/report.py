@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.bench.machine import Machine
 from prime_model.config import PredictorConfig
-from prime_model.runtime.inference import ParityStats
 from prime_model.export.quantize import QuantizationResult
+from prime_model.runtime.inference import ParityStats
 
 RECALL_TOLERANCE: Final = 0.01
 _COLUMNS: Final = (
@@ -84,7 +84,8 @@ class BenchmarkReport(BaseModel):
     read_bandwidth_gbs: float
     flops_per_row: dict[str, int] = Field(
         description="FLOPs one conversation costs each backend: eager runs the whole model, the "
-        "others the serving graph (prime_model.runtime.serving), so GFLOP/s counts work actually done"
+        "others the serving graph (prime_model.runtime.serving), so GFLOP/s counts work actually "
+        "done"
     )
     weight_bytes: dict[str, int]
     setup_seconds: dict[str, float]

@@ -22,9 +22,10 @@ from prime_model.checkpoint import PredictorCheckpoint, load_checkpoint
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import ExportError
 from prime_model.export.onnx_graph import DEFAULT_OPSET, cpu_float_copy, to_onnx_model
-from prime_model.model import NUM_ROLE_IDS, EmbeddingPredictor
+from prime_model.model import EmbeddingPredictor
+from prime_model.model_inputs import NUM_ROLE_IDS
 from prime_model.runtime.inference import Batch, ParityStats, parity
-from prime_model.runtime.inputs import forward_args
+from prime_model.runtime.inputs import as_tensors
 from prime_model.runtime.onnx_file import VerifiedOnnx, verify_onnx
 from prime_model.runtime.onnx_runtime import OnnxPredictor
 
@@ -108,7 +109,7 @@ def measure_parity(
     reference, candidate = [], []
     for batch in batches:
         with torch.inference_mode():
-            reference.append(model.forward_unchecked(*forward_args(batch)).numpy())
+            reference.append(model.forward_unchecked(as_tensors(batch)).numpy())
         candidate.append(predictor.predict_batch(batch))
     return parity(np.concatenate(candidate), np.concatenate(reference))
 

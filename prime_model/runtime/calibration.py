@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from prime_model.config import PredictorConfig
-from prime_model.model import NUM_ROLE_IDS
+from prime_model.model_inputs import NUM_ROLE_IDS
 from prime_model.runtime.inference import Batch
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from prime_model.runtime.inputs import (
     BoolArray,
     FloatArray,
     IntArray,
-    forward_args,
+    as_tensors,
     prepare_inputs,
     zero_batch,
 )
@@ -154,7 +154,7 @@ class EagerPredictor(InferencePredictor):
 
     def _predict(self, batch: Batch) -> FloatArray:
         with torch.inference_mode():
-            out = self.model(*forward_args(batch, self.device, self.config))
+            out = self.model(*as_tensors(batch, self.device, self.config).args())
         return to_numpy(out)
 
     @property
@@ -203,14 +203,6 @@ class PredictorModule(EmbeddingPredictor):
         self.predictor = predictor
         self.pred_token = nn.Parameter(torch.empty(0), requires_grad=False)
 
-    def forward(
-        self,
-        context: Tensor,
-        query: Tensor,
-        context_mask: Tensor | None = None,
-        context_roles: Tensor | None = None,
-        concat: Tensor | None = None,
-    ) -> Tensor:
-        return torch.from_numpy(
-            self.predictor.predict(context, query, context_mask, context_roles, concat)
-        )
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """:meth:`InferencePredictor.predict`'s arguments (the model's forward's), as a tensor."""
+        return torch.from_numpy(self.predictor.predict(*args, **kwargs))

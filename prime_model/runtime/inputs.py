@@ -19,7 +19,13 @@ from torch import Tensor
 
 from prime_model.config import PredictorConfig
 from prime_model.errors import PredictorError
-from prime_model.model import NUM_ROLE_IDS, check_shapes, layout_problem, value_problem
+from prime_model.model_inputs import (
+    NUM_ROLE_IDS,
+    ModelInputs,
+    check_shapes,
+    layout_problem,
+    value_problem,
+)
 
 ArrayLike: TypeAlias = npt.NDArray[Any] | Tensor
 FloatArray: TypeAlias = npt.NDArray[np.float32]
@@ -91,7 +97,7 @@ def zero_batch(config: PredictorConfig, batch_size: int, turns: int) -> Batch:
     )
 
 
-def model_inputs(
+def optional_inputs(
     config: PredictorConfig, batch: Batch
 ) -> tuple[IntArray | None, FloatArray | None]:
     """(roles, concat) exactly as a model of ``config`` reads them: roles only with
@@ -108,18 +114,15 @@ def model_inputs(
     return roles, batch.concat if config.concat_input else None
 
 
-ForwardArgs: TypeAlias = tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]
-
-
-def forward_args(
+def as_tensors(
     batch: Batch, device: torch.device | str = "cpu", config: PredictorConfig | None = None
-) -> ForwardArgs:
-    """(context, query, context_mask, context_roles, concat) as tensors on ``device``, the
-    model's forward order; with ``config``, roles and concat as :func:`model_inputs` feeds them."""
+) -> ModelInputs:
+    """The batch as tensors on ``device``; with ``config``, roles and concat exactly as
+    :func:`optional_inputs` feeds them."""
     roles, concat = (
-        (batch.context_roles, batch.concat) if config is None else model_inputs(config, batch)
+        (batch.context_roles, batch.concat) if config is None else optional_inputs(config, batch)
     )
-    return (
+    return ModelInputs(
         torch.from_numpy(batch.context).to(device),
         torch.from_numpy(batch.query).to(device),
         torch.from_numpy(batch.context_mask).to(device),

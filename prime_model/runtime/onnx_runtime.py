@@ -13,7 +13,7 @@ import torch
 
 from prime_model.errors import ExportError, PredictorError
 from prime_model.runtime.inference import Batch, FloatArray, InferencePredictor
-from prime_model.runtime.inputs import model_inputs
+from prime_model.runtime.inputs import optional_inputs
 from prime_model.runtime.onnx_file import (
     CONCAT_INPUT,
     INPUT_NAMES,
@@ -107,7 +107,7 @@ class OnnxPredictor(InferencePredictor):
         feeds = dict(
             zip(INPUT_NAMES, (batch.context, batch.query, batch.context_mask), strict=True)
         )
-        roles, concat = model_inputs(self.config, batch)  # the graph has exactly these inputs
+        roles, concat = optional_inputs(self.config, batch)  # the graph has exactly these inputs
         if roles is not None:
             feeds[ROLES_INPUT] = roles
         if concat is not None:

@@ -30,7 +30,7 @@ from prime_model.runtime.inference import (
     model_weight_bytes,
     to_numpy,
 )
-from prime_model.runtime.inputs import forward_args, zero_batch
+from prime_model.runtime.inputs import as_tensors, zero_batch
 from prime_model.runtime.serving import ServingForward
 
 logger = logging.getLogger(__name__)
@@ -119,15 +119,8 @@ class OptimizedPredictor(InferencePredictor):
         )
         self._compiled = None
 
-    def _forward(
-        self,
-        context: Tensor,
-        query: Tensor,
-        context_mask: Tensor,
-        context_roles: Tensor | None = None,
-        concat: Tensor | None = None,
-    ) -> Tensor:
-        args = (context, query, context_mask, context_roles, concat)
+    def _forward(self, *args: Tensor | None) -> Tensor:
+        """:class:`ServingForward` on ``ModelInputs.args()`` (plain tensors: what compiles)."""
         with sdpa_kernel(self.sdpa_backends):
             if self.dtype is None:
                 return cast(Tensor, self.serving(*args))
@@ -140,7 +133,7 @@ class OptimizedPredictor(InferencePredictor):
         ``first``: this call compiles; the compiler's own deprecation warnings (torch internals
         importing torch.jit) are silenced so that ``-W error`` does not turn them into failures.
         """
-        args = forward_args(batch, self.device, self.config)  # one signature per model
+        args = as_tensors(batch, self.device, self.config).args()  # one signature per model
         with torch.inference_mode():
             if self._compiled is not None:
                 try:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from prime_model.config import PredictorConfig
 from prime_model.model import EmbeddingPredictor, PredictorTransformerBlock
+from prime_model.model_inputs import ModelInputs
 
 
 class ServingForward(nn.Module):
@@ -53,7 +54,7 @@ class ServingForward(nn.Module):
         concat: Tensor | None = None,
     ) -> Tensor:
         m = self.model
-        x, attn_mask = m.embed(context, query, context_mask, context_roles, concat)  # (B, S, H)
+        x, attn_mask = m.embed(ModelInputs(context, query, context_mask, context_roles, concat))
         for block in list(m.blocks)[:-1]:
             x = block(x, attn_mask)
         pred = self._last_block_pred(x, attn_mask)  # (B, H)

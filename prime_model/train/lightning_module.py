@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from prime_model.config import PredictorConfig, TrainingConfig
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
 from prime_model.model import EmbeddingPredictor
+from prime_model.model_inputs import ModelInputs
 from prime_model.train.datamodule import EncodedBatch
 from prime_model.train.losses import info_nce_loss
 
@@ -69,15 +70,11 @@ class PredictorLightningModule(L.LightningModule):
 
     def predict_batch(self, batch: EncodedBatch) -> Tensor:
         """The net on a batch, with the roles and concat it reads (EncodedTurns checked them)."""
-        dtype = self.net.pred_token.dtype
         concat = batch.concat if self.predictor_config.concat_input else None
-        return self.net.forward_unchecked(
-            batch.context.to(dtype),
-            batch.query.to(dtype),
-            batch.context_mask,
-            batch.context_roles,
-            None if concat is None else concat.to(dtype),
+        inputs = ModelInputs(
+            batch.context, batch.query, batch.context_mask, batch.context_roles, concat
         )
+        return self.net.forward_unchecked(inputs.to(self.net.pred_token.dtype))
 
     def _loss(self, batch: EncodedBatch, predicted: Tensor) -> Tensor:
         cfg = self.training_config

@@ -14,6 +14,7 @@ from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.evaluate.promotion import GateConfig
+from prime_model.export.serving_models import ExportConfig
 from prime_model.presets import (
     PREDICTOR_PRESETS,
     TRAINING_PRESETS,
@@ -21,7 +22,6 @@ from prime_model.presets import (
     preset_path,
     training_config,
 )
-from prime_model.export.serving_models import ExportConfig
 from tests.conftest import REPO_ROOT
 
 SECTIONS: dict[str, type[BaseModel]] = {

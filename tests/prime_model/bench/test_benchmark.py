@@ -9,6 +9,7 @@ from prime_model import ConfigError
 from prime_model.bench.benchmark import run_benchmark
 from prime_model.bench.machine import measure_matmul_peak, measure_read_bandwidth, model_flops
 from prime_model.bench.report import BenchmarkReport
+from prime_model.model_inputs import ModelInputs
 from prime_model.runtime.serving import ServingForward, serving_flops
 from tests.conftest import make_encoded
 from tests.prime_model.runtime.inference_support import CONFIG, tiny_model
@@ -135,7 +136,7 @@ def test_serving_graph_equals_the_model_with_fewer_flops() -> None:
     mask = torch.rand(3, 4) < 0.6
     mask[:, -1] = True
     with torch.inference_mode():
-        want = model.forward_unchecked(context, query, mask)
+        want = model.forward_unchecked(ModelInputs(context, query, mask))
         got = serving(context, query, mask)
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):

@@ -11,11 +11,11 @@ import torch
 
 from prime_model import EmbeddingPredictor, PredictorConfig
 from prime_model.cli.main import main
+from prime_model.export.export import export_verified
 from prime_model.http import app
-from prime_model.retrieve.index import RetrievalIndex
 from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever
-from prime_model.export.export import export_verified
+from prime_model.retrieve.index import RetrievalIndex
 from tests.prime_model.cli.test_inference import SMALL
 
 Capture = pytest.CaptureFixture[str]

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
-from prime_model import ExportError
+from prime_model import ConfigError, ExportError
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.export import quantize as quantize_module
 from prime_model.export.int8 import QuantizationOptions, quantize_verified
@@ -203,3 +203,10 @@ def test_only_fp32_models_are_quantised_and_bad_requests_are_typed(
     with pytest.raises(ExportError, match="no quantisation candidates"):
         choose_quantization(exported(), evaluation, [])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_acceptance_rule_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="invalid AcceptanceRule"):
+        AcceptanceRule(min_cosine=2.0)
+    with pytest.raises(ConfigError, match="invalid AcceptanceRule"):
+        AcceptanceRule(repeats=0)

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from prime_model.encode.encoders import YEncoder
+from prime_model.http.service import Retriever
 from prime_model.model import EmbeddingPredictor
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
-from prime_model.http.service import Retriever
 from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import TINY_CONFIG, CountingEncoder
 

@@ -10,7 +10,7 @@ import torch
 
 from prime_model import PredictorError
 from prime_model.runtime.calibration import random_batch
-from prime_model.runtime.inputs import Batch, model_inputs, prepare_inputs, zero_batch
+from prime_model.runtime.inputs import Batch, optional_inputs, prepare_inputs, zero_batch
 from tests.prime_model.runtime.inference_support import CONFIG, eager, random_inputs, tiny_model
 
 ROLES_CONCAT = CONFIG.model_copy(update={"role_embedding": True, "concat_input": True})
@@ -82,11 +82,11 @@ def test_zero_batch_holds_every_input_the_model_reads() -> None:
     assert full.concat is not None and full.concat.shape == (2, CONFIG.input_dim)
 
 
-def test_model_inputs_feed_exactly_what_the_config_reads() -> None:
+def test_optional_inputs_feed_exactly_what_the_config_reads() -> None:
     batch = random_batch(ROLES_CONCAT, 2, 3, seed=0)
-    assert model_inputs(CONFIG, batch) == (None, None)  # a plain model reads neither
+    assert optional_inputs(CONFIG, batch) == (None, None)  # a plain model reads neither
     no_roles = Batch(batch.context, batch.query, batch.context_mask, None, batch.concat)
-    roles, concat = model_inputs(ROLES_CONCAT, no_roles)
+    roles, concat = optional_inputs(ROLES_CONCAT, no_roles)
     assert roles is not None and not roles.any() and concat is batch.concat  # roles unknown
     with pytest.raises(PredictorError, match="this model reads concat"):
-        model_inputs(ROLES_CONCAT, Batch(batch.context, batch.query, batch.context_mask))
+        optional_inputs(ROLES_CONCAT, Batch(batch.context, batch.query, batch.context_mask))
