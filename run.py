@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import get_type_hints
 from uuid import UUID
 
@@ -19,15 +18,15 @@ from zenml.client import Client
 from zenml.models import PipelineRunResponse
 
 from pipelines import inference_pipeline, retraining_pipeline, training_pipeline
+from pipelines.run_config import load_run_config
 from prime_model.artifacts import MODEL_NAME
-from prime_model.config import describe_validation_error, strict_values
-from prime_model.errors import ConfigError, PrimeError
+from prime_model.config import describe_validation_error
+from prime_model.errors import PrimeError
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable
-from prime_model.files import read_text_file
 from prime_model.logs import quiet_loggers
 from prime_model.monitor.retraining import RetrainingDecision
-from prime_model.parsing import parse_yaml
+from prime_model.strict_fields import strict_values
 
 logger = logging.getLogger("run")
 ZENML_BANNER = "zenml.pipelines.pipeline_definition"
@@ -97,14 +96,9 @@ def _predictions(run: PipelineRunResponse) -> list[str]:
 def check_config(path: str, pipeline: str | None = None) -> None:
     """What zenml would report with a traceback, or accept silently: a missing, unreadable,
     non-mapping or hostile file (alias bomb, duplicate key, a FIFO), and — given ``pipeline`` —
-    a boolean or string where one of its parameters wants a number (``batch_size: yes``)."""
-    text = read_text_file(Path(path), "config file", ConfigError)
-    data = parse_yaml(text, path, ConfigError)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping (model, parameters, ...), got a {type(data).__name__}"
-        )
-    parameters = data.get("parameters")
+    a boolean or string where one of its parameters wants a number (``batch_size: yes``).
+    An overlay is checked as the run will see it: with its ``base:`` resolved."""
+    parameters = load_run_config(path).get("parameters")
     if pipeline is not None and isinstance(parameters, dict):
         hints = get_type_hints(PIPELINES[pipeline].entrypoint)
         strict_values(hints, parameters, f"{path}: parameters")

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from zenml import pipeline
-
-from pipelines import defaults
 from pipelines.registry import production_version, training_data
+from pipelines.run_config import defaults_from, overlay_pipeline
 from pipelines.training import MODEL, Indexing, Splits, train_evaluate_register
 from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
@@ -19,11 +17,11 @@ from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.evaluate.promotion import GateConfig
+from prime_model.export.serving_models import ExportConfig
 from prime_model.monitor.drift import DriftConfig
 from prime_model.monitor.retraining import RetrainingConfig, RetrainingDecision
 from prime_model.retrieve.corpus import CorpusSource
 from prime_model.retrieve.index import IndexConfig
-from prime_model.export.serving_models import ExportConfig
 from steps import (
     combine_turns,
     decide_retraining,
@@ -37,26 +35,27 @@ from steps import (
 logger = logging.getLogger(__name__)
 
 
-@pipeline(dynamic=True, model=MODEL)
+@overlay_pipeline(model=MODEL, dynamic=True)
+@defaults_from("retraining.yaml")
 def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by name
-    data: DataSource = defaults.NEW_DATA,
-    validation: ValidationConfig = defaults.VALIDATION,
-    encoder: EncoderConfig = defaults.ENCODER,
-    predictor: PredictorConfig = defaults.PREDICTOR,
-    training: TrainingConfig = defaults.TRAINING,
-    gate: GateConfig = defaults.GATE,
-    drift: DriftConfig = defaults.DRIFT,
-    retraining: RetrainingConfig = defaults.RETRAINING,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    split_seed: int = 0,
-    benchmark: BenchmarkConfig | None = defaults.RETRAINING_BENCHMARK,
-    export: ExportConfig | None = defaults.EXPORT,
-    corpus: CorpusSource = defaults.CORPUS,
-    index: IndexConfig = defaults.INDEX,
+    data: DataSource,
+    validation: ValidationConfig,
+    encoder: EncoderConfig,
+    predictor: PredictorConfig,
+    training: TrainingConfig,
+    gate: GateConfig,
+    drift: DriftConfig,
+    retraining: RetrainingConfig,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    benchmark: BenchmarkConfig | None,
+    export: ExportConfig | None,
+    corpus: CorpusSource,
+    index: IndexConfig,
 ) -> None:
     """Compare new turns with what production was trained on; retrain on both when due.
-    The defaults are configs/retraining.yaml's (pipelines/defaults.py)."""
+    Without a config, the values of configs/retraining.yaml."""
     reference = training_data(production_version())
     new = load_turns.with_options(enable_cache=False)(data)
     validated, _ = validate_turns(new, validation)

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from zenml.config.schedule import Schedule
 
 from pipelines.retraining import retraining_pipeline
-from prime_model.config import describe_validation_error, strict_scalars
+from pipelines.run_config import BASE_KEY, load_run_config
+from prime_model.config import describe_validation_error
 from prime_model.errors import (
     ConfigError,
     PrimeError,
@@ -29,6 +30,7 @@ from prime_model.errors import (
 )
 from prime_model.files import read_text_file
 from prime_model.parsing import parse_yaml
+from prime_model.strict_fields import strict_scalars
 from prime_model.text import shown
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ def load_schedule(path: str | Path) -> Schedule:
     path = Path(path)
     text = read_text_file(path, "schedule config file", ScheduleConfigError)
     data = parse_yaml(text, str(path), ScheduleConfigError)
+    if isinstance(data, dict) and BASE_KEY in data:  # the schedule may come from the base
+        data = load_run_config(path, "schedule config file", ScheduleConfigError)
     section: Any = data.get("schedule") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ScheduleConfigError(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from zenml import Model, pipeline
+from zenml import Model
 
-from pipelines import defaults
+from pipelines.run_config import defaults_from, overlay_pipeline
 from prime_model.artifacts import MODEL_NAME
 from prime_model.bench.latency import BenchmarkConfig
 from prime_model.config import PredictorConfig, TrainingConfig
@@ -38,24 +38,25 @@ MODEL = Model(
 )
 
 
-@pipeline(model=MODEL)
+@overlay_pipeline(model=MODEL)
+@defaults_from("training.yaml")
 def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by name
-    data: DataSource = defaults.DATA,
-    validation: ValidationConfig = defaults.VALIDATION,
-    encoder: EncoderConfig = defaults.ENCODER,
-    predictor: PredictorConfig = defaults.PREDICTOR,
-    training: TrainingConfig = defaults.TRAINING,
-    gate: GateConfig = defaults.GATE,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    split_seed: int = 0,
-    benchmark: BenchmarkConfig | None = defaults.BENCHMARK,
-    export: ExportConfig | None = defaults.EXPORT,
-    corpus: CorpusSource = defaults.CORPUS,
-    index: IndexConfig = defaults.INDEX,
+    data: DataSource,
+    validation: ValidationConfig,
+    encoder: EncoderConfig,
+    predictor: PredictorConfig,
+    training: TrainingConfig,
+    gate: GateConfig,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    benchmark: BenchmarkConfig | None,
+    export: ExportConfig | None,
+    corpus: CorpusSource,
+    index: IndexConfig,
 ) -> None:
-    """Every knob is a typed parameter, set from the YAML config; the defaults are
-    configs/training.yaml's (pipelines/defaults.py)."""
+    """Every knob is a typed parameter, set from the YAML config; without one, the values of
+    configs/training.yaml (its parameters are the defaults: one place to change them)."""
     # a user file can change under the same path: only the generated sample may be cached
     turns = load_turns.with_options(enable_cache=data.kind == "sample")(data)
     validated, _ = validate_turns(turns, validation)

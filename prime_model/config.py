@@ -6,17 +6,19 @@ the config is built in Python or loaded from YAML, so one ``except PrimeError`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Final, Literal, Self, Union, get_args, get_origin
+from typing import Any, ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prime_model.errors import ConfigError
 from prime_model.files import read_text_file
-from prime_model.parsing import StrictYamlLoader, parse_yaml
+from prime_model.parsing import parse_yaml
+from prime_model.strict_fields import strict_scalars
 from prime_model.text import shown
+
+# The shipped presets, data files beside this module (prime_model/presets/<kind>/<name>.yaml).
+PRESETS_DIR: Final = Path(__file__).with_name("presets")
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -31,80 +33,6 @@ def describe_validation_error(exc: ValidationError) -> str:
         given = "" if err["type"] == "missing" else f" (got {shown(err['input'])})"
         lines.append(f"  {where}: {message}{given}")
     return "\n".join(lines)
-
-
-_UniqueKeyLoader = StrictYamlLoader  # the name earlier callers imported
-
-
-def _allowed_scalars(annotation: Any) -> tuple[set[type], bool]:
-    """The scalar types an annotation admits, and whether it admits anything else too (str-like).
-
-    Unions, Optionals, ``Annotated`` and ``Literal`` are unwrapped; anything unknown counts as
-    "anything else", so the strict check only ever refuses a bool or string for a number field.
-    """
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _allowed_scalars(get_args(annotation)[0])
-    if origin in (Union, UnionType):
-        scalars: set[type] = set()
-        other = False
-        for arg in get_args(annotation):
-            more, more_other = _allowed_scalars(arg)
-            scalars |= more
-            other = other or more_other
-        return scalars, other
-    if origin is Literal:
-        return {type(arg) for arg in get_args(annotation)}, False
-    if annotation in (int, float, bool, str, type(None)):
-        return {annotation}, False
-    return set(), True
-
-
-def strict_scalars(cls: type[BaseModel], data: Mapping[str, Any], where: str) -> None:
-    """Refuse a YAML bool or string where ``cls`` wants a number, and a string for a bool.
-
-    Pydantic's lax mode reads ``num_layers: yes`` as 1 and ``batch_size: "64"`` as 64; from a
-    hand-written file both are mistakes, so a YAML config must give numbers as numbers.
-    """
-    strict_values({name: f.annotation for name, f in cls.model_fields.items()}, data, where)
-
-
-def strict_values(annotations: Mapping[str, Any], data: Mapping[str, Any], where: str) -> None:
-    """:func:`strict_scalars` for any name -> annotation table (a pipeline's parameters)."""
-    for name, value in data.items():
-        if not isinstance(name, str) or name not in annotations:
-            continue  # unknown keys are pydantic's to refuse, with its message
-        annotation = annotations[name]
-        nested = _model_in(annotation)
-        if nested is not None and isinstance(value, dict):
-            strict_scalars(nested, value, f"{where}.{name}")
-            continue
-        scalars, other = _allowed_scalars(annotation)
-        if other or not scalars & {int, float, bool}:
-            continue
-        numbers = [kind.__name__ for kind in (int, float) if kind in scalars]
-        expected = " or ".join(numbers) if numbers else "bool (true/false)"
-        if isinstance(value, bool) and bool not in scalars:
-            raise ConfigError(
-                f"{where}.{name}: got the boolean {value!r} (YAML reads yes/no/on/off/true/false "
-                f"as booleans); expected {expected}"
-            )
-        if isinstance(value, str) and str not in scalars:
-            raise ConfigError(
-                f"{where}.{name}: got the string {shown(value)}; expected {expected}, "
-                "written unquoted in YAML"
-            )
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model an annotation is, or is Optional of."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) in (Union, UnionType):
-        models = [arg for arg in get_args(annotation) if arg is not type(None)]
-        if len(models) == 1:
-            return _model_in(models[0])
-    return None
 
 
 class FrozenConfig(BaseModel):
@@ -124,29 +52,68 @@ class FrozenConfig(BaseModel):
     def from_yaml(cls, path: str | Path) -> Self:
         """Load from a YAML mapping of field names; errors name the file and the bad field."""
         path = Path(path)
-        text = read_text_file(path, "config file", ConfigError)
-        data = parse_yaml(text, str(path), ConfigError)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"{path}: expected a mapping of {cls.__name__} fields, got a {type(data).__name__}"
-            )
-        odd = [key for key in data if not isinstance(key, str)]
-        if odd:
-            raise ConfigError(f"{path}: field names must be strings, got {shown(odd)}")
-        strict_scalars(cls, data, str(path))
+        data = read_fields(cls, path)
         try:
             return cls(**data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
 
+def read_fields(cls: type[BaseModel], path: Path) -> dict[str, Any]:
+    """A YAML file's mapping of ``cls`` field names, strictly read; errors name the file."""
+    text = read_text_file(path, "config file", ConfigError)
+    data = parse_yaml(text, str(path), ConfigError)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of {cls.__name__} fields, got a {type(data).__name__}"
+        )
+    odd = [key for key in data if not isinstance(key, str)]
+    if odd:
+        raise ConfigError(f"{path}: field names must be strings, got {shown(odd)}")
+    strict_scalars(cls, data, str(path))
+    return data
+
+
+def preset_names(kind: str) -> tuple[str, ...]:
+    """The presets shipped for ``kind`` (predictor or training): its YAML files, by name."""
+    return tuple(sorted(path.stem for path in (PRESETS_DIR / kind).glob("*.yaml")))
+
+
+class PresetConfig(FrozenConfig):
+    """A config that may start from a shipped preset, e.g. ``{preset: minilm, hidden_dim: 256}``.
+
+    The preset's fields come first and the given ones override them, so a pipeline YAML names the
+    preset instead of copying it. The name is consumed here: the config (and a run's recorded
+    parameters, and its cache key) holds the resolved values, exactly as if they were written out.
+    """
+
+    preset_kind: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _start_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "preset" not in data:
+            return data
+        fields = dict(data)
+        name = fields.pop("preset")
+        names = preset_names(cls.preset_kind)
+        if name not in names:
+            raise ValueError(
+                f"unknown {cls.preset_kind} preset {shown(name)}; expected one of {names}"
+            )
+        return {**read_fields(cls, PRESETS_DIR / cls.preset_kind / f"{name}.yaml"), **fields}
+
+
 MAX_PARAMETERS: Final = 4_000_000_000  # 16 GB of fp32: far beyond a predictor's size
 
 
-class PredictorConfig(FrozenConfig):
-    """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's)."""
+class PredictorConfig(PresetConfig):
+    """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's,
+    made residual: the ``default`` preset)."""
+
+    preset_kind: ClassVar[str] = "predictor"
 
     input_dim: int = Field(1024, gt=0, description="D: dimension of turn and query embeddings")
     output_dim: int = Field(1024, gt=0, description="D_out: dimension of the Y-Encoder targets")
@@ -236,8 +203,10 @@ Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "fsdp"]
 
 
-class TrainingConfig(FrozenConfig):
+class TrainingConfig(PresetConfig):
     """Optimisation settings for training the predictor with InfoNCE."""
+
+    preset_kind: ClassVar[str] = "training"
 
     learning_rate: float = Field(3e-4, gt=0.0, le=1.0, description="peak AdamW learning rate")
     weight_decay: float = Field(0.01, ge=0.0, lt=1.0, description="AdamW decay of matrices")

@@ -2,6 +2,7 @@
 
 ``prime train`` and ``prime benchmark`` take a preset name or a YAML path; names resolve here, in
 the installed package, so they work from any working directory, not only from a checkout.
+Pipeline YAMLs name them too: ``predictor: {preset: minilm}`` (see ``PresetConfig``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Final, TypeVar
 
-from prime_model.config import FrozenConfig, PredictorConfig, TrainingConfig
+from prime_model.config import PredictorConfig, PresetConfig, TrainingConfig
 from prime_model.errors import ConfigError
 
 PREDICTOR_PRESETS: Final = ("minilm", "default", "real")
 TRAINING_PRESETS: Final = ("default", "smoke", "real")
 _KINDS: Final = {"predictor": PREDICTOR_PRESETS, "training": TRAINING_PRESETS}
 
-ConfigT = TypeVar("ConfigT", bound=FrozenConfig)
+ConfigT = TypeVar("ConfigT", bound=PresetConfig)
 
 
 def preset_path(kind: str, name: str) -> Path:
@@ -32,7 +33,7 @@ def preset_path(kind: str, name: str) -> Path:
 
 def _load(cls: type[ConfigT], kind: str, preset: str | Path) -> ConfigT:
     if isinstance(preset, str) and preset in _KINDS[kind]:
-        return cls.from_yaml(preset_path(kind, preset))
+        return cls(**{"preset": preset})  # as ``preset: NAME`` in a pipeline YAML resolves
     path = Path(preset)
     if path.suffix.lower() not in (".yaml", ".yml") and not path.exists():
         raise ConfigError(
