@@ -7,8 +7,9 @@ from zenml import step
 from zenml.types import HTMLString
 
 from prime_model.encode.encoding import EncodedTurns
-from prime_model.monitor.drift import DriftConfig, DriftResult, render_drift_html
+from prime_model.monitor.drift import DriftConfig, DriftResult
 from prime_model.monitor.drift import detect_drift as detect
+from prime_model.monitor.drift_html import render_drift_html
 from steps._metadata import log_step_metadata
 
 
