@@ -18,7 +18,7 @@ DASHBOARD_PORT ?= 8237
 run: $(VENV)/.installed .zen
 	$(BIN)/python run.py --config configs/training.yaml
 
-# The production version answers POST /retrieve on http://127.0.0.1:8080 (README, "Serving").
+# The production version answers POST /retrieve on http://127.0.0.1:8080 (docs/serving.md).
 serve: $(VENV)/.installed .zen
 	$(BIN)/python serve.py
 
