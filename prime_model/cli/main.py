@@ -20,14 +20,9 @@ from typing import TYPE_CHECKING, Final
 from prime_model.cli.inference import add_inference_commands, write_text
 from prime_model.cli.predict import add_predict_command
 from prime_model.cli.serve import add_serve_commands
+from prime_model.cli.train import FORMATS, TARGETS, add_train_command
 from prime_model.errors import ConfigError, PrimeError
-from prime_model.files import check_output_dir, check_output_file
-from prime_model.presets import (
-    PREDICTOR_PRESETS,
-    TRAINING_PRESETS,
-    predictor_config,
-    training_config,
-)
+from prime_model.files import check_output_file
 
 if TYPE_CHECKING:
     from prime_model.model import EmbeddingPredictor
@@ -35,8 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("prime_model.cli")
 
 EXIT_ERROR: Final = 2
-_FORMATS: Final = "jsonl, parquet, csv (each optionally .gz), qrecc, topiocqa, canard"
-_TARGETS: Final = "passage, answer, rewrite"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,13 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default=None,
         metavar="FORMAT",
-        help=f"one of {_FORMATS}; default: from the file suffix",
+        help=f"one of {FORMATS}; default: from the file suffix",
     )
     evaluate.add_argument(
         "--target",
         default="passage",
         metavar="TARGET",
-        help=f"what qrecc/topiocqa/canard turns retrieve: {_TARGETS} (default passage)",
+        help=f"what qrecc/topiocqa/canard turns retrieve: {TARGETS} (default passage)",
     )
     evaluate.add_argument(
         "--encoder",
@@ -129,58 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(command=_evaluate)
     _add_common_options(evaluate)
-    _add_train_command(commands)
+    add_train_command(commands, _add_common_options)
     add_inference_commands(commands, _add_common_options)
     add_predict_command(commands, _add_common_options)
     add_serve_commands(commands, _add_common_options)
     return parser
-
-
-def _add_train_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    train = commands.add_parser(
-        "train",
-        help="validate, split, encode, train and evaluate (default: the generated sample data)",
-        description=(
-            "Train a predictor on the generated sample conversations (--data sample) or a turn "
-            "file, then evaluate the best model on held-out conversations against the "
-            "baselines. Writes the model, Lightning logs and HTML reports to --out."
-        ),
-    )
-    train.add_argument("--data", default="sample", help="'sample' or a turn file (default sample)")
-    train.add_argument("--format", default=None, help=f"for a turn file: {_FORMATS}")
-    train.add_argument("--target", default="passage", help=f"for qrecc/topiocqa/canard: {_TARGETS}")
-    train.add_argument("--conversations", type=int, default=2000, help="sample size (2000)")
-    train.add_argument("--seed", type=int, default=0, help="sample and split seed (0)")
-    train.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="conversations held out to pick the best epoch (0.1)",
-    )
-    train.add_argument(
-        "--test-fraction",
-        type=float,
-        default=0.1,
-        help="conversations held out for the final table (0.1); 0: score on validation",
-    )
-    train.add_argument(
-        "--predictor",
-        default="minilm",
-        metavar="PRESET|YAML",
-        help=f"predictor preset {PREDICTOR_PRESETS} or a YAML file (default minilm)",
-    )
-    train.add_argument(
-        "--training",
-        default="default",
-        metavar="PRESET|YAML",
-        help=f"training preset {TRAINING_PRESETS} or a YAML file (default default)",
-    )
-    train.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
-    train.add_argument("--device", default="auto", help="for the Y-Encoder (default auto)")
-    train.add_argument("--out", type=Path, default=Path("outputs/run"), help="output folder")
-    train.add_argument("--resume", action="store_true", help="continue from --out's last.ckpt")
-    train.set_defaults(command=_train)
-    _add_common_options(train)
 
 
 def _add_common_options(command: argparse.ArgumentParser) -> None:
@@ -244,32 +190,3 @@ def _load_for_evaluation(path: Path, backend: str | None, device: str) -> Embedd
     if backend in (None, "eager"):
         return checkpoint.model
     return PredictorModule(create_predictor(checkpoint, backend, device))
-
-
-def _train(args: argparse.Namespace) -> int:
-    from prime_model.data import SampleConfig, ValidationConfig, generate_sample, read_turns  # noqa: PLC0415
-    from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
-    from prime_model.train.workflow import train_and_evaluate  # noqa: PLC0415
-
-    check_output_dir(args.out, "--out folder", ConfigError)  # before any training
-    predictor = predictor_config(args.predictor)
-    training = training_config(args.training)
-    sample = args.data == "sample"
-    if sample:
-        turns = generate_sample(SampleConfig(num_conversations=args.conversations, seed=args.seed))
-    else:
-        turns = read_turns(args.data, args.format, target=args.target)
-    encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=args.device))
-    validation = ValidationConfig(
-        max_context_length=predictor.max_context_length, history_matches_turn=sample
-    )
-    result = train_and_evaluate(
-        turns, encoder, predictor, training, args.out,
-        validation_config=validation, split_seed=args.seed, resume=args.resume,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-    )  # fmt: skip
-    for name, path in result.reports.items():
-        logger.info("%s report: %s", name, path)
-    logger.info("model: %s", result.training.checkpoint_dir)
-    sys.stdout.write(result.evaluation.to_markdown())
-    return 0

@@ -47,13 +47,14 @@ from prime_model import (
 from prime_model import checkpoint as checkpoint_module
 from prime_model.atomic import atomic_directory, atomic_file, sha256_file, write_text_atomic
 from prime_model.checkpoint import METADATA_FILE, WEIGHTS_FILE
-from prime_model.model import MAX_INPUT_MAGNITUDE
+from prime_model.cli.train import _write_report
+from prime_model.errors import WriteError
 from prime_model.export.export import export_onnx, export_verified
+from prime_model.model_inputs import MAX_INPUT_MAGNITUDE
 from prime_model.runtime.inference import EagerPredictor
 from prime_model.runtime.onnx_file import SHA256_KEY, content_sha256, load_onnx
 from prime_model.runtime.optimized import OptimizedPredictor
 from prime_model.train.training import train_predictor
-from prime_model.train.workflow import _write_report
 from tests.conftest import make_encoded
 from tests.prime_model.runtime.inference_support import CONFIG
 from tests.reliability.support import Inputs, Trigger, tiny_model, valid_inputs
@@ -462,8 +463,8 @@ CHECKPOINT_CASES = [
         "report-disk-full",
         "disk-full",
         _report_disk_full,
-        ConfigError,
-        "evaluation.md: the disk is full; expected a writable output directory with free space",
+        WriteError,
+        "evaluation.md: No space left on device (the disk is full); expected a writable folder",
     ),
     Case(
         "export-disk-full",

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from prime_model import ConfigError, PredictorConfig, TrainingConfig, load_checkpoint
+from prime_model.cli.train import train_and_evaluate
 from prime_model.data import SampleConfig, TurnValidationError, ValidationConfig, generate_sample
 from prime_model.evaluate.report import SYSTEMS
-from prime_model.train.workflow import train_and_evaluate
 from tests.conftest import CountingEncoder
 
 PREDICTOR = PredictorConfig(input_dim=8, output_dim=8, hidden_dim=16, num_layers=1, num_heads=2)
