@@ -126,9 +126,10 @@ def test_configs_name_presets_instead_of_copying_them() -> None:
     for path in SHIPPED:
         text = path.read_text(encoding="utf-8")
         assert "hidden_dim: 512" not in text, _name(path)
-    canard = load_run_config(CONFIGS / "real" / "canard.yaml")["parameters"]
-    assert canard["predictor"] == {"preset": "real"}  # benchmarks/real_data.py's model
-    assert canard["training"] == {"preset": "real"}
+    for path in sorted((CONFIGS / "real").glob("*.yaml")):  # benchmarks/real_data.py's model
+        parameters = load_run_config(path)["parameters"]
+        assert parameters["predictor"] == parameters["training"] == {"preset": "real"}
+        assert (parameters["data"]["kind"], parameters["data"]["format"]) == ("file", path.stem)
 
 
 def test_zenml_reads_a_variant_with_its_base(tmp_path: Path) -> None:

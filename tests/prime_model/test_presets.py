@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from prime_model import ConfigError, PredictorConfig, TrainingConfig
-from prime_model.bench.latency import BenchmarkConfig
-from prime_model.data.source import DataSource
-from prime_model.data.validation import ValidationConfig
-from prime_model.encode.encoders import EncoderConfig
-from prime_model.evaluate.promotion import GateConfig
-from prime_model.export.serving_models import ExportConfig
+from prime_model.config import preset_names
 from prime_model.presets import (
     PREDICTOR_PRESETS,
     TRAINING_PRESETS,
@@ -22,15 +16,6 @@ from prime_model.presets import (
     preset_path,
     training_config,
 )
-from tests.conftest import REPO_ROOT
-
-SECTIONS: dict[str, type[BaseModel]] = {
-    "validation": ValidationConfig,
-    "encoder": EncoderConfig,
-    "gate": GateConfig,
-    "benchmark": BenchmarkConfig,
-    "export": ExportConfig,
-}
 
 
 def test_every_preset_is_shipped_and_loads_from_any_directory(
@@ -62,21 +47,34 @@ def test_unknown_names_are_typed_errors(tmp_path: Path) -> None:
         preset_path("model", "minilm")
 
 
-@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs" / "real").glob("*.yaml")))
-def test_real_data_pipeline_configs_match_the_real_presets(path: Path) -> None:
-    """The pipeline configs and benchmarks/real_data.py train the same model the same way."""
-    parameters = yaml.safe_load(path.read_text(encoding="utf-8"))["parameters"]
-    assert PredictorConfig(**parameters["predictor"]) == predictor_config("real")
-    assert TrainingConfig(**parameters["training"]) == training_config("real")
-    source = DataSource(**parameters["data"])
-    assert (source.kind, source.format) == ("file", path.stem)
-    # every other section parses as the pipeline's typed parameter would
-    for name, cls in SECTIONS.items():
-        cls(**parameters[name])
+def test_the_preset_tuples_are_the_shipped_files() -> None:
+    assert sorted(PREDICTOR_PRESETS) == list(preset_names("predictor"))
+    assert sorted(TRAINING_PRESETS) == list(preset_names("training"))
 
 
-def test_there_are_real_data_pipeline_configs() -> None:
-    assert sorted(p.stem for p in (REPO_ROOT / "configs" / "real").glob("*.yaml")) == [
-        "canard",
-        "topiocqa",
-    ]
+def test_a_config_names_a_preset_and_overrides_fields() -> None:
+    """What a pipeline YAML writes: ``predictor: {preset: minilm, hidden_dim: 256}``."""
+    wider = PredictorConfig(**{"preset": "minilm", "hidden_dim": 256})
+    assert wider == predictor_config("minilm").model_copy(update={"hidden_dim": 256})
+    assert TypeAdapter(TrainingConfig).validate_python({"preset": "real"}) == training_config(
+        "real"
+    )
+
+
+def test_a_yaml_file_may_start_from_a_preset(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("preset: real\nnum_layers: 3\n", encoding="utf-8")
+    assert predictor_config(path) == predictor_config("real").model_copy(update={"num_layers": 3})
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"preset": "tiny"}, r"unknown predictor preset 'tiny'; expected one of \('default'"),
+        ({"preset": ["minilm"]}, "unknown predictor preset"),
+        ({"preset": "minilm", "hidden_dim": "wide"}, "hidden_dim"),
+    ],
+)
+def test_a_bad_preset_is_a_config_error(fields: dict[str, object], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        PredictorConfig(**fields)
