@@ -40,8 +40,9 @@ from prime_model import (
 from prime_model.atomic import sha256_file
 from prime_model.checkpoint import METADATA_FILE, WEIGHTS_FILE
 from prime_model.data import TurnValidationError, read_turns, validate_turns
-from prime_model.runtime.batch_prediction import predict_turns, save_embeddings
+from prime_model.errors import CheckpointWriteError
 from prime_model.export.export import export_onnx, export_verified
+from prime_model.runtime.batch_prediction import predict_turns, save_embeddings
 from prime_model.runtime.onnx_file import embed_metadata, load_onnx, read_metadata
 from prime_model.train.training import train_predictor
 from tests.conftest import CountingEncoder, make_encoded
@@ -715,7 +716,7 @@ CHECKPOINT_CASES = [
         "checkpoint-save-under-a-file",
         "checkpoint",
         _save("blocker/ckpt"),
-        CheckpointError,
+        CheckpointWriteError,
         "cannot write checkpoint",
     ),
     Case(

@@ -48,7 +48,7 @@ from prime_model import checkpoint as checkpoint_module
 from prime_model.atomic import atomic_directory, atomic_file, sha256_file, write_text_atomic
 from prime_model.checkpoint import METADATA_FILE, WEIGHTS_FILE
 from prime_model.cli.train import _write_report
-from prime_model.errors import WriteError
+from prime_model.errors import CheckpointWriteError, WriteError
 from prime_model.export.export import export_onnx, export_verified
 from prime_model.model_inputs import MAX_INPUT_MAGNITUDE
 from prime_model.runtime.inference import EagerPredictor
@@ -431,7 +431,7 @@ CHECKPOINT_CASES = [
         "checkpoint-save-disk-full-in-safetensors",
         "disk-full",
         _overwrite_failing("save_file", _raise(_disk_full())),
-        CheckpointError,
+        CheckpointWriteError,
         "ckpt: the disk is full; the previous checkpoint there is unchanged",
     ),
     Case(
@@ -441,7 +441,7 @@ CHECKPOINT_CASES = [
             "save_file",
             _raise(SafetensorError("Error while serializing: IoError(Os { code: 28 })")),
         ),
-        CheckpointError,
+        CheckpointWriteError,
         # safetensors' "Os { code: 28 }" is ENOSPC: read as such since round 3 (atomic.write_error)
         "ckpt: the disk is full; the previous checkpoint there is unchanged",
     ),
@@ -449,14 +449,14 @@ CHECKPOINT_CASES = [
         "checkpoint-save-disk-full-writing-metadata",
         "disk-full",
         _overwrite_failing("write_text_synced", _raise(_disk_full())),
-        CheckpointError,
+        CheckpointWriteError,
         "cannot write checkpoint",
     ),
     Case(
         "checkpoint-save-final-rename-fails",
         "disk-full",
         _final_rename_fails,
-        CheckpointError,
+        CheckpointWriteError,
         "OSError: '[Errno 5] Input/output error'; the previous checkpoint there is unchanged",
     ),
     Case(
