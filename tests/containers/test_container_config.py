@@ -15,12 +15,14 @@ from zenml.orchestrators.local_docker.local_docker_orchestrator import (
     LocalDockerOrchestratorSettings,
 )
 
+from pipelines.run_config import load_run_config
 from tests.conftest import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "configs"
 DOCKER = REPO_ROOT / "infra" / "docker"
-SMOKE = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
-SMOKE_DOCKER = yaml.safe_load((CONFIGS / "smoke_docker.yaml").read_text())
+# as a run reads them: smoke_docker.yaml is an overlay over smoke.yaml (base:)
+SMOKE = load_run_config(CONFIGS / "smoke.yaml")
+SMOKE_DOCKER = load_run_config(CONFIGS / "smoke_docker.yaml")
 DOCKERFILE = (DOCKER / "Dockerfile").read_text()
 SCRIPTS = [
     DOCKER / "build.sh",

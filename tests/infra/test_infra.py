@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from zenml.config import DockerSettings
 from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
 from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 from zenml.utils.settings_utils import is_valid_setting_key
 
+from pipelines.run_config import load_run_config
 from pipelines.schedule import check_cron, load_schedule
 from prime_model import PredictorConfig, TrainingConfig
 from prime_model.train.strategy import lightning_strategy, process_count
@@ -26,8 +26,9 @@ from tests.conftest import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "configs"
 INFRA = REPO_ROOT / "infra"
-K8S = yaml.safe_load((CONFIGS / "training_k8s.yaml").read_text())
-TRAINING = yaml.safe_load((CONFIGS / "training.yaml").read_text())
+# as a run reads them: training_k8s.yaml is an overlay over training.yaml (base:)
+K8S = load_run_config(CONFIGS / "training_k8s.yaml")
+TRAINING = load_run_config(CONFIGS / "training.yaml")
 SCALE_OUT = {"accelerator": "cpu", "devices": 2, "num_nodes": 1, "strategy": "ddp_spawn"}
 NIGHTLY = "0 3 * * *"
 
