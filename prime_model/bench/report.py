@@ -1,6 +1,7 @@
 """A benchmark run's result, :class:`BenchmarkReport`, as data, as Markdown and as HTML.
 
-The HTML page is self-contained: inline CSS and SVG, no scripts.
+The HTML page is self-contained: inline CSS and SVG, no scripts (its frame and chart are in
+:mod:`.report_html`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.bench.machine import Machine
+from prime_model.bench.report_html import render_page, speedup_chart, wrap
 from prime_model.config import PredictorConfig
 from prime_model.export.quantize import QuantizationResult
 from prime_model.runtime.inference import ParityStats
@@ -29,12 +31,6 @@ _COLUMNS: Final = (
     "% matmul peak",
     "p50 / floor",
 )
-_COLOURS: Final = {
-    "eager": "#9e9e9e",
-    "compiled": "#5c6bc0",
-    "onnx": "#26a69a",
-    "onnx-int8": "#ef6c00",
-}
 
 
 class BenchmarkRow(BaseModel):
@@ -243,66 +239,6 @@ def render_markdown(report: BenchmarkReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _speedup_chart(report: BenchmarkReport) -> str:
-    """Grouped bars: speedup vs eager per batch size, one colour per backend."""
-    sizes = sorted({row.batch_size for row in report.rows})
-    backends = list(dict.fromkeys(row.backend for row in report.rows))
-    top = max((row.speedup_vs_eager for row in report.rows), default=1.0) * 1.15
-    bar, gap, height, left = 22, 30, 220, 40
-    group = bar * len(backends) + gap
-    width = left + group * len(sizes) + 160
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}" '
-        'role="img" aria-label="speedup vs eager">'
-    ]
-    y1 = height - height / top
-    parts.append(
-        f'<line x1="{left}" x2="{left + group * len(sizes)}" y1="{y1:.1f}" y2="{y1:.1f}" '
-        'stroke="#444" stroke-dasharray="4 3"/>'
-        f'<text x="2" y="{y1 + 4:.1f}" font-size="11">1x</text>'
-    )
-    for i, size in enumerate(sizes):
-        x0 = left + i * group
-        for j, name in enumerate(backends):
-            value = report.row(name, size).speedup_vs_eager
-            h = height * value / top
-            colour = _COLOURS.get(name, "#888")
-            parts.append(
-                f'<rect x="{x0 + j * bar}" y="{height - h:.1f}" width="{bar - 3}" '
-                f'height="{h:.1f}" fill="{colour}"><title>{escape(name)} batch {size}: '
-                f"{value:.2f}x</title></rect>"
-            )
-        parts.append(
-            f'<text x="{x0 + bar * len(backends) / 2:.0f}" y="{height + 16}" font-size="12" '
-            f'text-anchor="middle">batch {size}</text>'
-        )
-    for j, name in enumerate(backends):
-        y = 20 + 18 * j
-        x = left + group * len(sizes) + 20
-        parts.append(
-            f'<rect x="{x}" y="{y - 10}" width="12" height="12" '
-            f'fill="{_COLOURS.get(name, "#888")}"/><text x="{x + 18}" y="{y}" '
-            f'font-size="12">{escape(name)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-_CSS: Final = (
-    "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px}"
-    ".wrap{max-width:100%;overflow-x:auto}"
-    "table{border-collapse:collapse;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
-    "th{background:#f3f3f3}td:first-child{text-align:left}"
-    "section+section{border-top:2px solid #ddd;margin-top:2em}"
-)
-
-
-def _wrap(table: str) -> str:
-    """Wide tables scroll inside the page's width instead of being clipped by the frame."""
-    return f'<div class="wrap">{table}</div>'
-
-
 def render_section(report: BenchmarkReport, heading: str = "h1") -> str:
     """The report as one ``<section>``: pages with several reports put them one after another."""
     sub = "h3" if heading == "h2" else "h2"
@@ -320,29 +256,20 @@ def render_section(report: BenchmarkReport, heading: str = "h1") -> str:
             f"<td>{'yes' if check.holds(n) else 'no'}</td></tr>"
             for n, v in check.recall_at_10.items()
         )
-        recall = f"<{sub}>Recall@10 on {escape(check.source)}</{sub}>" + _wrap(
+        recall = f"<{sub}>Recall@10 on {escape(check.source)}</{sub}>" + wrap(
             "<table><tr><th>backend</th><th>Recall@10</th><th>drop vs eager</th>"
             f"<th>holds (≤ {check.tolerance})</th></tr>{recall_rows}</table>"
         )
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
+    speedups = {(row.backend, row.batch_size): row.speedup_vs_eager for row in report.rows}
     return (
         f"<section><{heading}>{escape(report.title)}</{heading}>{intro}"
-        f"<{sub}>Speedup vs eager (same run)</{sub}>{_wrap(_speedup_chart(report))}"
+        f"<{sub}>Speedup vs eager (same run)</{sub}>{wrap(speedup_chart(speedups))}"
         f"<{sub}>Latency, parity and roofline</{sub}>"
-        + _wrap(f"<table><tr>{head}</tr>{body}</table>")
+        + wrap(f"<table><tr>{head}</tr>{body}</table>")
         + f"{recall}{_int8_html(report, sub)}"
         + (f"<ul>{notes}</ul>" if notes else "")
         + "</section>"
-    )
-
-
-def render_page(title: str, sections: list[str]) -> str:
-    """One self-contained document around :func:`render_section` outputs (no frames)."""
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(sections)
-        + "</body></html>\n"
     )
 
 

@@ -7,13 +7,15 @@ unstyled offline, so the HTML here is built by hand, with inline CSS and every u
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+from prime_model.html_page import escape as _e
+from prime_model.html_page import html_page
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -192,16 +194,15 @@ def render_html(report: ValidationReport) -> str:
     ]
     fact_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     result_rows = "".join(_result_row(r) for r in report.results)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Turn validation: {_e(report.source)}</title><style>{_CSS}</style></head><body>"
+    body = (
         f"<h1>Turn validation: {_e(report.source)}</h1>"
         f'<p><span class="verdict {verdict}">{label}</span></p>'
         f"<table>{fact_rows}</table>"
         "<table><thead><tr><th>Status</th><th>Check</th><th>Expectation</th><th>Column</th>"
         "<th>Unexpected</th><th>Observed</th><th>Examples</th></tr></thead>"
-        f"<tbody>{result_rows}</tbody></table></body></html>\n"
+        f"<tbody>{result_rows}</tbody></table>"
     )
+    return html_page(f"Turn validation: {report.source}", _CSS, body)
 
 
 def _result_row(result: ExpectationOutcome) -> str:
@@ -221,7 +222,3 @@ def _result_row(result: ExpectationOutcome) -> str:
         details,
     ]
     return f'<tr class="{status}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)

@@ -6,9 +6,10 @@ ZenML dashboard's artifact view) and points to Evidently's page as a separate ar
 
 from __future__ import annotations
 
-import html
 from typing import Final
 
+from prime_model.html_page import escape as _e
+from prime_model.html_page import html_page
 from prime_model.monitor.drift import EMBEDDINGS, DriftResult, DriftScore
 
 _CSS: Final = """
@@ -40,9 +41,8 @@ def render_drift_html(result: DriftResult, full_report: str = "drift_report_full
         for c in ("column", "kind", "test", "score", "", "threshold", "drifted", "decides")
     )
     title = "Input drift: current turns vs the production model's training turns"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
+    body = (
+        f"<h1>{_e(title)}</h1>"
         f'<p class="verdict {kind}"><strong>{"Drifted" if result.drifted else "No drift"}'
         f"</strong>: {_e(result.describe())}</p>"
         f"<p>{result.current_rows} current vs {result.reference_rows} reference conversations, "
@@ -50,8 +50,8 @@ def render_drift_html(result: DriftResult, full_report: str = "drift_report_full
         f'<div class="wrap"><table><tr>{head}</tr>{rows}</table></div>'
         f"<p>Evidently's full interactive report is the <code>{_e(full_report)}</code> "
         "artifact of this step (download it and open it in a browser: it needs scripts).</p>"
-        "</body></html>\n"
     )
+    return html_page(title, _CSS, body)
 
 
 def _drift_row(score: DriftScore, decides: bool) -> str:
@@ -76,7 +76,3 @@ def _drift_row(score: DriftScore, decides: bool) -> str:
         f'<td class="num">{_e(threshold)}</td><td>{"yes" if score.drifted else "no"}</td>'
         f"<td>{'yes' if decides else 'no'}</td></tr>"
     )
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
