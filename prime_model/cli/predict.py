@@ -39,7 +39,8 @@ def add_predict_command(
         "--backend",
         default="auto",
         choices=("auto", "eager", "compiled", "onnx", "onnx-int8"),
-        help="inference backend (default auto: ONNX Runtime on CPU)",
+        help="inference backend (default auto: a .onnx runs as exported; a checkpoint runs "
+        "eager on CPU, compiled on CUDA; onnx backends need a file from `prime export`)",
     )
     predict.add_argument("--encoder", default=None, help="Y-Encoder; default: bundled MiniLM")
     predict.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")

@@ -10,6 +10,7 @@ import torch
 
 from prime_model import EmbeddingPredictor, PredictorConfig, save_checkpoint
 from prime_model.cli.main import main
+from prime_model.export.export import export_onnx
 from prime_model.runtime.batch_prediction import load_embeddings
 from tests.conftest import REPO_ROOT
 from tests.prime_model.cli.test_inference import SMALL
@@ -33,10 +34,11 @@ def _predict(capsys: Capture, *argv: str) -> tuple[int, str]:
 def test_predicts_every_turn_and_backends_agree(
     checkpoint: Path, tmp_path: Path, capsys: Capture
 ) -> None:
+    exported = export_onnx(checkpoint, tmp_path / "model.onnx").path  # prime export's work
     outputs = {}
-    for backend in ("eager", "onnx"):
+    for backend, model in (("eager", checkpoint), ("onnx", exported)):
         out = tmp_path / f"{backend}.parquet"
-        args = ("--model", str(checkpoint), "--data", str(INPUTS), "--out", str(out))
+        args = ("--model", str(model), "--data", str(INPUTS), "--out", str(out))
         code, err = _predict(capsys, *args, "--backend", backend)
         assert code == 0, err
         outputs[backend] = load_embeddings(out)
@@ -75,3 +77,12 @@ def test_user_errors_exit_2_and_write_nothing(
     )
     assert code == 2 and "input_dim" in err and "384" in err
     assert not out.exists()
+
+
+def test_an_onnx_backend_for_a_checkpoint_says_to_export_it_first(
+    checkpoint: Path, tmp_path: Path, capsys: Capture
+) -> None:
+    out = tmp_path / "out.parquet"
+    args = ("--model", str(checkpoint), "--data", str(INPUTS), "--out", str(out))
+    code, err = _predict(capsys, *args, "--backend", "onnx")
+    assert code == 2 and "prime export" in err and not out.exists()
