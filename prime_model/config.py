@@ -110,8 +110,7 @@ MAX_PARAMETERS: Final = 4_000_000_000  # 16 GB of fp32: far beyond a predictor's
 
 
 class PredictorConfig(PresetConfig):
-    """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's,
-    made residual: the ``default`` preset)."""
+    """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's)."""
 
     preset_kind: ClassVar[str] = "predictor"
 
