@@ -42,9 +42,10 @@ SLOW_MODULES = frozenset(
         "test_predict_embeddings.py", "test_demo.py",
         # ONNX export, int8 choice, torch.compile, timed benchmarks
         "test_export.py", "test_quantize.py", "test_serving_models.py", "test_optimized.py",
+        "test_build.py", "test_loader.py",
         "test_roles_concat.py", "test_benchmark.py", "test_latency.py",
         # the CLI end to end (train, export, evaluate with MiniLM, index + serve)
-        "test_main.py", "test_inference.py", "test_predict.py", "test_serve.py",
+        "test_main.py", "test_train.py", "test_inference.py", "test_predict.py", "test_serve.py",
         # servers: PostgreSQL (pgserver), the load test's HTTP server; the ANN measurements
         "test_pgvector.py", "test_load_test.py", "test_index_choice.py",
     }
@@ -60,6 +61,11 @@ SLOW_TESTS = frozenset(
         "test_one_step_moves_the_residual_model_away_from_the_query",
         "test_training_into_a_regular_file_is_a_config_error_not_a_bare_oserror",
         "test_a_fresh_run_never_clears_a_users_logs_folder",
+        # subprocesses (a second interpreter each) and real exports, measured at 9-45 s each
+        "test_two_processes_saving_one_index_take_turns",
+        "test_a_full_disk_is_a_typed_error_and_the_old_content_stays",
+        "test_atomic_writes_honour_the_umask",
+        "test_serving_encoder_falls_back_to_torch_when_onnx_export_fails",
     }
 )
 
