@@ -110,7 +110,8 @@ MAX_PARAMETERS: Final = 4_000_000_000  # 16 GB of fp32: far beyond a predictor's
 
 
 class PredictorConfig(PresetConfig):
-    """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's)."""
+    """Architecture of the :class:`~prime_model.model.EmbeddingPredictor` (defaults: the seed's,
+    made residual: the ``default`` preset)."""
 
     preset_kind: ClassVar[str] = "predictor"
 
@@ -134,10 +135,11 @@ class PredictorConfig(PresetConfig):
         False, description="recompute block activations in backward to save memory when training"
     )
     residual: bool = Field(
-        False,
+        True,
         description=(
             "predict the query embedding plus a correction read from [PRED] (zero at init, so an "
-            "untrained model retrieves exactly like the query); False: [PRED] alone, the seed's"
+            "untrained model retrieves exactly like the query), as every shipped preset does; "
+            "False: [PRED] alone, the seed's, and the only choice when input_dim != output_dim"
         ),
     )
 

@@ -99,6 +99,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 TINY_CONFIG = PredictorConfig(
     input_dim=16,
     output_dim=12,
+    residual=False,
     hidden_dim=32,
     num_layers=2,
     num_heads=4,

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prime_model.bench.benchmark import DEFAULT_BATCH_SIZES, run_benchmark
 from prime_model.bench.presets import random_model
-from prime_model.bench.report import BenchmarkReport, render_page, render_section
+from prime_model.bench.report import BenchmarkReport, render_section
+from prime_model.bench.report_html import render_page
 from prime_model.config import FrozenConfig
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.model import EmbeddingPredictor

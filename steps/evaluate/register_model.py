@@ -74,4 +74,3 @@ def apply_gate(
         model_version=version,
     )
     return decision
-

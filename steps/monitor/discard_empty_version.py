@@ -9,6 +9,7 @@ from prime_model.artifacts import PREDICTOR_CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
+
 @step(enable_cache=False)
 def discard_empty_version() -> None:
     """Delete this run's model version when no model was trained into it.

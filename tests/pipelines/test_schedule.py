@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from zenml.client import Client
 from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 from zenml.config.schedule import Schedule
 
 import pipelines.schedule
+from pipelines.run_config import load_run_config
 from pipelines.schedule import check_cron, load_schedule, main, schedule_retraining
 from prime_model.errors import (
     ConfigError,
@@ -33,8 +33,8 @@ def test_shipped_config_is_a_nightly_schedule() -> None:
 
 
 def test_shipped_config_is_the_retraining_config_plus_a_schedule() -> None:
-    scheduled = yaml.safe_load(SHIPPED.read_text())
-    plain = yaml.safe_load((REPO_ROOT / "configs" / "retraining.yaml").read_text())
+    scheduled = load_run_config(SHIPPED)
+    plain = load_run_config(REPO_ROOT / "configs" / "retraining.yaml")
     own = {"schedule", "run_name"}  # the nightly runs get their own name
     assert {k: v for k, v in scheduled.items() if k not in own} == {
         k: v for k, v in plain.items() if k != "run_name"

@@ -24,8 +24,15 @@ def test_minilm_preset_matches_the_default_y_encoder() -> None:
     assert predictor_config("real").input_dim == 384
 
 
-def test_default_preset_is_the_seed_architecture_made_residual() -> None:
-    assert predictor_config("default") == PredictorConfig(residual=True)
+def test_the_defaults_are_the_default_preset_residual_like_every_preset() -> None:
+    assert predictor_config("default") == PredictorConfig()
+    assert PredictorConfig().residual
+
+
+def test_a_predictor_whose_output_space_differs_says_residual_false() -> None:
+    with pytest.raises(ConfigError, match="input_dim=16 must equal output_dim=12"):
+        PredictorConfig(input_dim=16, output_dim=12)
+    assert not PredictorConfig(input_dim=16, output_dim=12, residual=False).residual
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.encode.onnx_encoder import OnnxTextEncoder
-from prime_model.errors import ConfigError, DataValidationError, RequestError
+from prime_model.errors import ClientGoneError, ConfigError, DataValidationError, RequestError
 from prime_model.http import app as app_module
 from prime_model.http.app import MAX_ERROR_CHARS, create_app
 from prime_model.http.request import MAX_HISTORY_ITEMS, MAX_LISTED_ERRORS, parse_request
@@ -254,6 +254,6 @@ def test_read_body_turns_a_disconnect_into_a_typed_error() -> None:
     async def read() -> bytes:
         return await app_module.read_body(Request(_scope(100), receive))
 
-    with pytest.raises(app_module.ClientGoneError, match="disconnected after 5 bytes"):
+    with pytest.raises(ClientGoneError, match="disconnected after 5 bytes"):
         anyio.run(read)
-    assert app_module.error_status(app_module.ClientGoneError("x")) == app_module.CLIENT_GONE
+    assert app_module.error_status(ClientGoneError("x")) == app_module.CLIENT_GONE

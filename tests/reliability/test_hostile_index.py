@@ -27,6 +27,7 @@ from prime_model.atomic import sha256_file
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.identity import encoder_fingerprint, model_fingerprint
 from prime_model.errors import RetrievalError
+from prime_model.http.service import Retriever
 from prime_model.retrieve.corpus import build_index
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.retrieve.index_files import (
@@ -36,7 +37,6 @@ from prime_model.retrieve.index_files import (
     META_FILE,
     meta_checksum,
 )
-from prime_model.http.service import Retriever
 from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import CountingEncoder
 from tests.prime_model.retrieve.support import unit_rows

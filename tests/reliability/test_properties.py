@@ -34,8 +34,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from prime_model.data import read_turns  # noqa: E402
 from prime_model.errors import DataValidationError, PrimeError  # noqa: E402
+from prime_model.http.app import MAX_ERROR_CHARS, create_app  # noqa: E402
 from prime_model.parsing import parse_json  # noqa: E402
-from prime_model.retrieve.app import MAX_ERROR_CHARS, create_app  # noqa: E402
 from prime_model.retrieve.corpus import read_corpus  # noqa: E402
 from prime_model.text import is_blank  # noqa: E402
 from prime_model.unicode_checks import has_lone_surrogate  # noqa: E402

@@ -57,6 +57,11 @@ def set_cell(row: int, column: str, value: Any) -> Mutation:
     return mutate
 
 
+def report_of(exc: TurnValidationError) -> ValidationReport:
+    assert isinstance(exc.report, ValidationReport)
+    return exc.report
+
+
 def failed(report: ValidationReport, name: str) -> ExpectationOutcome:
     matches = [r for r in report.failures if name in r.name]
     assert len(matches) == 1, f"no single failed check named {name!r} in {report.failures}"
@@ -141,14 +146,14 @@ def test_each_bad_row_is_named_with_its_count(
         validate_turns(mutate(make_turns()))
     exc = info.value
     assert isinstance(exc, DataValidationError)
-    outcome = failed(exc.report, check)
+    outcome = failed(report_of(exc), check)
     assert (outcome.expectation, outcome.unexpected_count) == (expectation, count)
     assert len(outcome.examples) == count
     line = message_line(exc, check)
     assert expectation in line
     assert f"{count} unexpected row(s)" in line
     assert f"row {outcome.examples[0].row} (conversation 'c" in line
-    assert not exc.report.success
+    assert not report_of(exc).success
 
 
 @pytest.mark.parametrize(
@@ -164,7 +169,7 @@ def test_table_size_failures_show_what_was_observed(
 ) -> None:
     with pytest.raises(TurnValidationError) as info:
         validate_turns(turns)
-    outcome = failed(info.value.report, check)
+    outcome = failed(report_of(info.value), check)
     assert outcome.observed == observed
     assert f"observed {observed}" in message_line(info.value, check)
 
@@ -173,7 +178,7 @@ def test_table_size_failures_show_what_was_observed(
 def test_a_missing_column_is_reported_not_a_gx_crash(column: str) -> None:
     with pytest.raises(TurnValidationError) as info:
         validate_turns(make_turns().drop(columns=[column]))
-    report = info.value.report
+    report = report_of(info.value)
     assert [r.name for r in report.failures] == [f"column '{column}' exists"]
     assert f"expect_column_to_exist, column '{column}'" in str(info.value)
     assert not any(r.error for r in report.results)  # no check ran against the missing column
@@ -184,7 +189,7 @@ def test_history_length_is_checked_against_turn_only_when_asked() -> None:
     assert check_turns(turns).success
     with pytest.raises(TurnValidationError) as info:
         validate_turns(turns, ValidationConfig(history_matches_turn=True))
-    outcome = failed(info.value.report, "len(history) == 2 * turn")
+    outcome = failed(report_of(info.value), "len(history) == 2 * turn")
     assert (outcome.expectation, outcome.unexpected_count) == (
         "expect_column_pair_values_to_be_equal",
         1,
@@ -226,7 +231,7 @@ def test_every_failure_is_listed_at_once() -> None:
     turns = set_cell(0, "turn", -1)(set_cell(2, "query", "  ")(make_turns()))
     with pytest.raises(TurnValidationError) as info:
         validate_turns(turns)
-    names = {r.name for r in info.value.report.failures}
+    names = {r.name for r in report_of(info.value).failures}
     assert names == {"'turn' is >= 0", "'query' is not blank"}
     assert str(info.value).startswith("turn table: failed 2 of")
 

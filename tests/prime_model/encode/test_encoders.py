@@ -55,7 +55,9 @@ def test_dims_must_match_the_predictor(minilm: SentenceTransformerEncoder) -> No
     ):
         check_encoder_fits(minilm, PredictorConfig())
     with pytest.raises(ConfigError, match="has output_dim=256; both"):
-        check_encoder_fits(minilm, PredictorConfig(input_dim=384, output_dim=256, hidden_dim=64))
+        check_encoder_fits(
+            minilm, PredictorConfig(input_dim=384, output_dim=256, hidden_dim=64, residual=False)
+        )
 
 
 def test_bad_encoder_config() -> None:

@@ -266,7 +266,7 @@ def test_evaluate_checks_dims(encoded: EncodedTurns, turns: pd.DataFrame) -> Non
     with pytest.raises(ConfigError, match=r"produces 5-d embeddings but the encoded turns are 4-d"):
         evaluate(_model(), encoded, turns, StubEncoder(dim=5))
     with pytest.raises(ConfigError, match=r"produces 4-d .* output_dim=3"):
-        evaluate(_model(output_dim=3), encoded, turns, StubEncoder())
+        evaluate(_model(output_dim=3, residual=False), encoded, turns, StubEncoder())
 
 
 def test_evaluate_checks_the_turns_are_the_encoded_ones(
@@ -361,7 +361,7 @@ def test_predict_encoded_with_no_turns() -> None:
         encoder_name="stub",
         dim=D,
     )
-    assert predict_encoded(_model(output_dim=3), empty).shape == (0, 3)
+    assert predict_encoded(_model(output_dim=3, residual=False), empty).shape == (0, 3)
 
 
 def test_markdown_without_the_breakdown_is_the_overall_table_only(table: EvaluationTable) -> None:
