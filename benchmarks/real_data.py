@@ -6,7 +6,7 @@ trained on); the judged sets are CANARD dev (rewrite targets, and answer targets
 rewrite as an oracle), another 10 % of TopiOCQA conversations and the other 70 % of doc2dial
 dialogs (paragraph and span targets), all held out of training and validation. Every set is also
 broken down by history length (0, 1-4, 5+ entries) and by whether the history holds system turns.
-The datasets are public releases (see ``../shared/data/README.md`` or the README's "Real data"):
+The datasets are public releases (see ``../shared/data/README.md`` or docs/real-data.md):
 this script reads them, it never downloads.
 
     .venv/bin/python -m benchmarks.real_data --data-dir ../shared/data --out outputs/real

@@ -20,7 +20,7 @@ from run import summary
 from tests.conftest import REPO_ROOT
 
 SMOKE = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
-INPUTS = REPO_ROOT / "tests" / "fixtures" / "data" / "inputs.jsonl"
+INPUTS = REPO_ROOT / "examples" / "data" / "inputs.jsonl"
 
 
 def _config(tmp_path: Path, name: str, parameters: dict[str, Any]) -> str:

@@ -411,7 +411,7 @@ def cli_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "garbage_onnx": root / "garbage.onnx",
         "bad_json": root / "bad.jsonl",
         "blocker": root / "blocker",
-        "turns": REPO_ROOT / "tests" / "fixtures" / "data" / "turns.jsonl",
+        "turns": REPO_ROOT / "examples" / "data" / "turns.jsonl",
     }
     files["garbage"].write_bytes(b"\x00 definitely not a model \xff" * 10)
     files["garbage_onnx"].write_bytes(b"\x00 definitely not a model \xff" * 10)

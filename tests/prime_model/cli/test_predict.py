@@ -15,7 +15,7 @@ from prime_model.runtime.batch_prediction import load_embeddings
 from tests.conftest import REPO_ROOT
 from tests.prime_model.cli.test_inference import SMALL
 
-INPUTS = REPO_ROOT / "tests" / "fixtures" / "data" / "inputs.jsonl"
+INPUTS = REPO_ROOT / "examples" / "data" / "inputs.jsonl"
 Capture = pytest.CaptureFixture[str]
 
 

@@ -15,6 +15,7 @@ from prime_model.data import read_turns
 from prime_model.errors import DataValidationError
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "data"
+EXAMPLE_TURNS = Path(__file__).parents[3] / "examples" / "data" / "turns.jsonl"
 CANARD_TSV = FIXTURES / "canard_sample.question.tsv"
 CANARD_JSON = FIXTURES / "canard_dev_sample.json"
 TOPIOCQA = FIXTURES / "topiocqa_sample.json"
@@ -92,16 +93,16 @@ def test_gzipped_canard_tsv_pair(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(packed, read_turns(CANARD_TSV, "canard", target="rewrite"))
 
 
-@pytest.mark.parametrize("name", ["turns.jsonl", "turns.csv"])
+@pytest.mark.parametrize("source", [EXAMPLE_TURNS, FIXTURES / "turns.csv"], ids=["jsonl", "csv"])
 def test_gzipped_turn_schema_formats_are_inferred_from_the_inner_suffix(
-    tmp_path: Path, name: str
+    tmp_path: Path, source: Path
 ) -> None:
-    packed = _gzip(FIXTURES / name, tmp_path / f"{name}.gz")
-    pd.testing.assert_frame_equal(read_turns(packed), read_turns(FIXTURES / name))
+    packed = _gzip(source, tmp_path / f"{source.name}.gz")
+    pd.testing.assert_frame_equal(read_turns(packed), read_turns(source))
 
 
 def test_gzipped_parquet(tmp_path: Path) -> None:
-    frame = read_turns(FIXTURES / "turns.jsonl")
+    frame = read_turns(EXAMPLE_TURNS)
     plain = tmp_path / "turns.parquet"
     frame.to_parquet(plain)
     packed = _gzip(plain, tmp_path / "turns.parquet.gz")

@@ -14,7 +14,7 @@ from prime_model.data.schema import COLUMNS, DTYPES, ROLE_COLUMN, Turn, turns_to
 from prime_model.errors import DataValidationError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
-TURNS_JSONL = FIXTURES / "turns.jsonl"
+TURNS_JSONL = Path(__file__).resolve().parents[3] / "examples" / "data" / "turns.jsonl"
 TURNS_CSV = FIXTURES / "turns.csv"
 QRECC = FIXTURES / "qrecc_sample.json"
 TOPIOCQA = FIXTURES / "topiocqa_sample.json"

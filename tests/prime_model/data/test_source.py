@@ -28,7 +28,7 @@ def test_fingerprint_sees_any_change() -> None:
 
 
 def test_file_source_reads_the_file() -> None:
-    path = REPO_ROOT / "tests/fixtures/data/turns.jsonl"
+    path = REPO_ROOT / "examples/data/turns.jsonl"
     turns = load_turns(DataSource(kind="file", path=str(path)))
     expected = sum(1 for line in path.read_text().splitlines() if line.strip())
     assert len(turns) == expected

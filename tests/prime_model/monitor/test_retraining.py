@@ -47,7 +47,7 @@ def test_no_trigger_says_why() -> None:
 
 
 def test_combine_prefers_the_new_copy_of_a_conversation() -> None:
-    reference = read_turns(REPO_ROOT / "tests/fixtures/data/turns.jsonl")
+    reference = read_turns(REPO_ROOT / "examples/data/turns.jsonl")
     first = reference["conversation_id"].iloc[0]
     new = reference[reference["conversation_id"] == first].assign(query="updated?")
     extra = new.assign(conversation_id="brand-new")

@@ -13,7 +13,7 @@ from prime_model.data import read_turns
 from prime_model.runtime.batch_prediction import load_embeddings, predict_turns, save_embeddings
 from tests.conftest import REPO_ROOT, CountingEncoder
 
-TURNS = REPO_ROOT / "tests/fixtures/data/turns.jsonl"
+TURNS = REPO_ROOT / "examples/data/turns.jsonl"
 
 
 class Eager:
