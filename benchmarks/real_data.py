@@ -32,7 +32,8 @@ from prime_model.data.schema import truncate_histories
 from prime_model.data.split import TurnSplits
 from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
-from prime_model.encode.encoding import EncodedTurns, encode_splits, joined_texts
+from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.encode.texts import joined_texts
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
 from prime_model.presets import predictor_config, training_config

@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
@@ -23,6 +22,7 @@ from torch import Tensor
 from prime_model.atomic import atomic_file
 from prime_model.data.schema import ROLE_COLUMN, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
+from prime_model.encode.texts import TextTable, fitted_concat_texts
 from prime_model.errors import DataValidationError
 from prime_model.files import check_regular_file
 from prime_model.parsing import parse_json
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 FORMAT = "prime-encoded-turns"
 FORMAT_VERSION = "1"
 _TENSORS = ("context", "context_mask", "query", "target", "target_index", "corpus", "turns")
-CONCAT_SEPARATOR = " "  # history turns and query, oldest first, as one text
 
 
 @dataclass(frozen=True)
@@ -217,36 +216,6 @@ def _id_list(header: Mapping[str, str], field: str, path: Path) -> list[str]:
     return value
 
 
-class TextTable:
-    """Unique texts -> row of one embedding matrix (plus a zero row for padding at the end)."""
-
-    def __init__(self, texts: Iterable[str], encoder: YEncoder) -> None:
-        unique = list(dict.fromkeys(texts))
-        vectors = encoder.encode(unique)
-        if vectors.shape != (len(unique), encoder.dim) or not np.isfinite(vectors).all():
-            raise DataValidationError(
-                f"Y-Encoder {encoder.name!r} returned an array of shape {vectors.shape} "
-                f"(finite: {bool(np.isfinite(vectors).all())}); expected ({len(unique)}, "
-                f"{encoder.dim}) finite values"
-            )
-        self.row = {text: i for i, text in enumerate(unique)}
-        padded = np.vstack([vectors, np.zeros((1, encoder.dim), dtype=np.float32)])
-        self.vectors = torch.from_numpy(padded)  # (U+1, D); row U is the padding vector
-        self.encoder_name, self.dim = encoder.name, encoder.dim
-
-    def gather(self, texts: Iterable[str]) -> Tensor:
-        return self.vectors[[self.row[t] for t in texts]]
-
-    def gather_histories(self, histories: Sequence[list[str]]) -> tuple[Tensor, Tensor]:
-        """(M×N×D context zero-padded after the turns, M×N mask), N the longest history."""
-        n = max((len(h) for h in histories), default=0)
-        pad = len(self.row)
-        rows = torch.full((len(histories), n), pad, dtype=torch.long)  # rows of self.vectors
-        for i, history in enumerate(histories):
-            rows[i, : len(history)] = torch.tensor([self.row[t] for t in history], dtype=torch.long)
-        return self.vectors[rows], rows != pad
-
-
 def _texts(frame: pd.DataFrame) -> Iterable[str]:
     for history in frame["history"]:
         yield from history
@@ -282,25 +251,6 @@ def encode_turns(
 ) -> EncodedTurns:
     """Encode one turn table; histories keep their ``max_context_length`` most recent turns."""
     return encode_splits({"turns": turns}, encoder, max_context_length, concat=concat)["turns"]
-
-
-def joined_texts(kept: pd.DataFrame) -> list[str]:
-    """Each turn's (already truncated) history and query, oldest first, as one text."""
-    return [
-        CONCAT_SEPARATOR.join([*history, query])
-        for history, query in zip(kept["history"], kept["query"], strict=True)
-    ]
-
-
-def fitted_concat_texts(kept: pd.DataFrame, encoder: YEncoder) -> list[str]:
-    """History + query as one text per turn, cut from the start to the encoder's token limit.
-
-    ``kept`` already holds truncated histories. An encoder with ``fit_to_limit``
-    (:class:`SentenceTransformerEncoder`) drops the oldest tokens, so the query is never cut.
-    """
-    texts = joined_texts(kept)
-    fit = getattr(encoder, "fit_to_limit", None)
-    return list(fit(texts)) if callable(fit) else texts
 
 
 def _assemble(

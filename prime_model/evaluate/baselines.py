@@ -17,7 +17,8 @@ from torch import Tensor
 
 from prime_model.data.schema import truncate_histories
 from prime_model.encode.encoders import YEncoder
-from prime_model.encode.encoding import EncodedTurns, fitted_concat_texts, joined_texts
+from prime_model.encode.encoding import EncodedTurns
+from prime_model.encode.texts import fitted_concat_texts, joined_texts
 from prime_model.errors import DataValidationError
 
 MIX_WEIGHT: Final = 0.5  # query + 0.5 · concat-text: the mix a predictor must beat

@@ -19,10 +19,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, YEncoder
-from prime_model.encode.encoding import joined_texts
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.encode.onnx_encoder import OnnxTextEncoder
+from prime_model.encode.texts import joined_texts
 from prime_model.errors import OnnxEncoderError, RequestError, RetrievalError
 from prime_model.http.request import RetrievalRequest
 from prime_model.retrieve.index import Hit, SearchIndex

@@ -19,7 +19,7 @@ from prime_model.atomic import atomic_file
 from prime_model.config import PredictorConfig
 from prime_model.data.schema import ROLE_COLUMN, ROLES, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
-from prime_model.encode.encoding import TextTable, fitted_concat_texts
+from prime_model.encode.texts import TextTable, fitted_concat_texts
 from prime_model.errors import DataValidationError, PrimeError
 from prime_model.files import check_regular_file
 from prime_model.text import shown
