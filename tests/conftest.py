@@ -158,25 +158,17 @@ class CountingEncoder:
         table: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.calls: list[list[str]] = []
-        self._dim, self._name, self._table = dim, name, table
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
+        self.name, self.dim, self._table = name, dim, table  # plain attributes fit YEncoder
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         self.calls.append(list(texts))
         rows = [self._vector(t) for t in texts]
-        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dim)
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
 
     def _vector(self, text: str) -> Sequence[float]:
         if self._table is not None:
-            return self._table.get(text, [0.0] * (self._dim - 1) + [1.0])
-        row = np.random.default_rng(sum(map(ord, text)) + len(text)).normal(size=self._dim)
+            return self._table.get(text, [0.0] * (self.dim - 1) + [1.0])
+        row = np.random.default_rng(sum(map(ord, text)) + len(text)).normal(size=self.dim)
         return list(row / np.linalg.norm(row))
 
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from prime_model.errors import ConfigError
 
@@ -25,6 +25,7 @@ logger = logging.getLogger("prime_model.cli")
 BACKEND_NAMES: Final = ("eager", "compiled", "onnx", "onnx-int8")
 
 Commands = argparse._SubParsersAction  # argparse exposes no public name for it
+N = TypeVar("N", int, float)
 
 
 def _int_list(text: str) -> list[int]:
@@ -39,24 +40,25 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _positive_int(text: str) -> int:
+def _number(
+    text: str, convert: Callable[[str], N], accept: Callable[[N], bool], expected: str
+) -> N:
+    """``convert(text)`` when ``accept`` takes it, else an argparse error naming ``expected``."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda value: value >= 1, "a positive integer")
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+    return _number(text, float, lambda value: value >= 0, "a number >= 0")  # NaN: refused
 
 
 def _tolerance(text: str) -> float:

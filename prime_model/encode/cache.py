@@ -26,6 +26,7 @@ from safetensors.numpy import load_file, save_file
 from prime_model.atomic import atomic_file
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.identity import encoder_fingerprint
+from prime_model.encode.wrapper import EncoderWrapper
 from prime_model.errors import DataValidationError, PrimeError
 from prime_model.files import check_regular_file
 
@@ -49,24 +50,16 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-class CachedEncoder:
+class CachedEncoder(EncoderWrapper):
     """A :class:`YEncoder` that remembers vectors on disk, keyed by encoder identity + text."""
 
     def __init__(self, encoder: YEncoder, directory: Path, identity: str) -> None:
-        self.inner = encoder
+        super().__init__(encoder)
         self.fingerprint = encoder_fingerprint(encoder)
         key = identity if self.fingerprint is None else f"{identity}|weights={self.fingerprint}"
         folder = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         self.directory = Path(directory) / f"{encoder.name}-{folder}"
         self._vectors: dict[bytes, npt.NDArray[np.float32]] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
 
     def fit_to_limit(self, texts: Sequence[str]) -> list[str]:
         """The inner encoder's token-limit fitting, where it has one (see concat-text)."""

@@ -18,12 +18,13 @@ import numpy.typing as npt
 
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.identity import encoder_fingerprint
+from prime_model.encode.wrapper import EncoderWrapper
 from prime_model.errors import ConfigError, DataValidationError
 
 DEFAULT_MAX_ITEMS: Final = 10_000  # 384-d float32: ~15 MB of vectors plus the texts
 
 
-class LruEncoder:
+class LruEncoder(EncoderWrapper):
     """A :class:`YEncoder` that remembers the ``max_items`` most recently used texts' vectors.
 
     Thread-safe: the lock guards only the dictionary, never the encoder call, so concurrent
@@ -36,20 +37,12 @@ class LruEncoder:
     def __init__(self, encoder: YEncoder, max_items: int = DEFAULT_MAX_ITEMS) -> None:
         if max_items < 1:
             raise ConfigError(f"max_items={max_items}; expected at least 1 cached text")
-        self.inner = encoder
+        super().__init__(encoder)
         self.max_items = max_items
         self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
 
     @property
     def fingerprint(self) -> str | None:

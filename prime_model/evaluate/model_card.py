@@ -7,7 +7,6 @@ page: inline CSS, no scripts (the dashboard's frame runs none), every text escap
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -16,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from prime_model.artifacts import PREDICTOR_CHECKPOINT
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable, results_table_html
+from prime_model.html_page import escape as _e
+from prime_model.html_page import html_page
 
 # role -> the pipeline outputs that play it, in the order data flows through the pipeline
 LINEAGE: Final = (
@@ -130,12 +131,7 @@ def render_model_card(card: ModelCard) -> str:
         "<h2>Lineage</h2>",
         _lineage_html(card.lineage),
     ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(body)
-        + "</body></html>\n"
-    )
+    return html_page(title, _CSS, "".join(body))
 
 
 def _gate_html(decision: PromotionDecision) -> str:
@@ -186,7 +182,3 @@ def _lineage_html(stages: Sequence[LineageStage]) -> str:
         )
         nodes.append(f'<div class="node"><h3>{_e(stage.role)}</h3>{arts}</div>')
     return '<div class="lineage">' + '<span class="arrow">→</span>'.join(nodes) + "</div>"
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)

@@ -7,10 +7,12 @@ text goes through :func:`html.escape`, encoder names included.
 
 from __future__ import annotations
 
-import html
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from prime_model.html_page import escape as _e
+from prime_model.html_page import html_page
 
 MODEL: Final = "model"
 BASELINES: Final = ("query-only", "concat-text", "query+concat", "mean-of-turns")
@@ -142,12 +144,7 @@ def render_html(table: EvaluationTable) -> str:
     body = [f"<h1>{_e(title)}</h1>", f"<p>{_e(overview)}</p>", _html_results(table)]
     for name, subset in table.breakdown.items():
         body += [f"<h2>{_e(name)} ({subset.num_turns} turns)</h2>", _html_results(subset)]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(body)
-        + "</body></html>\n"
-    )
+    return html_page(title, _CSS, "".join(body))
 
 
 def results_table_html(results: RetrievalResults) -> str:
@@ -199,7 +196,3 @@ def _bar_chart(results: RetrievalResults, metric: str) -> str:
         + axis
         + "</svg></figure>"
     )
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)

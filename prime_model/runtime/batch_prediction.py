@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from torch import Tensor
 
-from prime_model.atomic import atomic_file
+from prime_model.atomic import atomic_file, write_error
 from prime_model.config import PredictorConfig
 from prime_model.data.schema import ROLE_COLUMN, ROLES, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.texts import TextTable, fitted_concat_texts
-from prime_model.errors import DataValidationError, PrimeError
+from prime_model.errors import DataValidationError
 from prime_model.files import check_regular_file
 from prime_model.text import shown
 
@@ -124,7 +124,7 @@ def save_embeddings(predictions: pd.DataFrame, path: str | Path) -> Path:
         with atomic_file(path) as staging:
             predictions.to_parquet(staging, index=False)
     except OSError as exc:  # a parent that is a file, no permission, a full disk
-        raise PrimeError(f"cannot write {path}: {exc}; expected a writable file path") from None
+        raise write_error(path, exc) from None
     return path
 
 

@@ -40,7 +40,7 @@ from prime_model import (
 from prime_model.atomic import sha256_file
 from prime_model.checkpoint import METADATA_FILE, WEIGHTS_FILE
 from prime_model.data import TurnValidationError, read_turns, validate_turns
-from prime_model.errors import CheckpointWriteError
+from prime_model.errors import CheckpointWriteError, WriteError
 from prime_model.export.export import export_onnx, export_verified
 from prime_model.runtime.batch_prediction import predict_turns, save_embeddings
 from prime_model.runtime.onnx_file import embed_metadata, load_onnx, read_metadata
@@ -659,7 +659,7 @@ CHECKPOINT_CASES = [
     Case(
         "checkpoint-config-does-not-fit-weights",
         "checkpoint",
-        _saved_checkpoint(_edit_metadata(predictor_config={"input_dim": 8})),
+        _saved_checkpoint(_edit_metadata(predictor_config={"input_dim": 8, "residual": False})),
         CheckpointError,
         "weights do not fit its predictor_config",
     ),
@@ -845,7 +845,11 @@ ONNX_CASES = [
         "onnx-signed-config-does-not-fit-graph",
         "onnx-file",
         _onnx_file(
-            _edited(_re_signed(predictor_config=CONFIG.model_copy(update={"input_dim": 8}))),
+            _edited(
+                _re_signed(
+                    predictor_config=CONFIG.model_copy(update={"input_dim": 8, "residual": False})
+                )
+            ),
             _on_onnx_backend,
         ),
         ExportError,
@@ -976,8 +980,8 @@ OTHER_CASES = [
         "prediction-output-under-a-file",
         "prediction",
         _save_embeddings_under_a_file,
-        PrimeError,
-        "embeddings.parquet: [Errno 17] File exists:",
+        WriteError,
+        "embeddings.parquet: File exists; expected a writable folder",
     ),
     Case(
         "prediction-no-turns",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from prime_model import DataValidationError, EmbeddingPredictor, PredictorConfig
 from prime_model.data import read_turns
+from prime_model.errors import WriteError
 from prime_model.runtime.batch_prediction import load_embeddings, predict_turns, save_embeddings
 from tests.conftest import REPO_ROOT, CountingEncoder
 
@@ -127,3 +129,15 @@ def test_bad_inputs_raise_typed_errors(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1]}).to_parquet(other)
     with pytest.raises(DataValidationError, match="no 'embedding' column"):
         load_embeddings(other)
+
+
+def test_a_full_disk_is_a_write_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    path = tmp_path / "embeddings.parquet"
+    with pytest.raises(WriteError, match=r"embeddings.parquet: .*\(the disk is full\)") as info:
+        save_embeddings(pd.DataFrame({"embedding": [[1.0]]}), path)
+    assert info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # no staging file left behind
