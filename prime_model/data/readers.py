@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 import pandas as pd
 
@@ -128,14 +128,20 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    raw = io.BytesIO(read_bytes(path))
+    frame = parquet_frame(
+        io.BytesIO(read_bytes(path)), path, "Parquet file", "a Parquet turn table"
+    )
+    return _decode_histories(frame, path, json_history=False)
+
+
+def parquet_frame(source: Path | IO[bytes], path: Path, what: str, expected: str) -> pd.DataFrame:
+    """``pd.read_parquet(source)``, its failures a :class:`DataValidationError` naming ``path``."""
     try:
-        frame = pd.read_parquet(raw)
+        return pd.read_parquet(source)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataValidationError(
-            f"{path}: not a readable Parquet file ({exc}); expected a Parquet turn table"
+            f"{path}: not a readable {what} ({shown(str(exc))}); expected {expected}"
         ) from None
-    return _decode_histories(frame, path, json_history=False)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from prime_model.atomic import atomic_file, write_error
 from prime_model.config import PredictorConfig
+from prime_model.data.readers import parquet_frame
 from prime_model.data.schema import ROLE_COLUMN, ROLES, role_ids, truncate_histories
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.texts import TextTable, fitted_concat_texts
@@ -136,12 +137,7 @@ def load_embeddings(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     check_regular_file(path, "embeddings file", DataValidationError)
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise DataValidationError(
-            f"{path}: not a readable embeddings file ({shown(str(exc))})"
-        ) from None
+    frame = parquet_frame(path, path, "embeddings file", "the Parquet save_embeddings writes")
     if EMBEDDING_COLUMN not in frame:
         raise DataValidationError(f"{path}: no {EMBEDDING_COLUMN!r} column; got {list(frame)}")
     vectors = [_vector(v, path, row) for row, v in enumerate(frame[EMBEDDING_COLUMN])]
