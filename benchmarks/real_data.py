@@ -28,23 +28,50 @@ import torch
 from prime_model import load_checkpoint
 from prime_model.atomic import write_text_atomic
 from prime_model.data import read_turns, split_by_conversation
-from prime_model.data.schema import truncate_histories
-from prime_model.data.split import TurnSplits
+from prime_model.data.source import DataSource
+from prime_model.data.sources import FileSource, read_source, read_sources, split_sources
 from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
 from prime_model.encode.encoding import EncodedTurns, encode_splits
-from prime_model.encode.texts import joined_texts
+from prime_model.errors import ConfigError
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
+from prime_model.files import read_text_file
+from prime_model.parsing import parse_yaml
 from prime_model.presets import predictor_config, training_config
 from prime_model.train.training import train_predictor
 
 logger = logging.getLogger("benchmarks.real_data")
 SHOWN: Final = ("mrr", "recall@10")
-DOC2DIAL_FILE: Final = "doc2dial_rc_val.csv.zip"
-DOC2DIAL_VAL: Final = 0.3
+REAL_CONFIG: Final = Path(__file__).resolve().parent.parent / "configs" / "real.yaml"
 N_MAX: Final = 10  # the real preset's max_context_length
 BREAKDOWN: Final = ("first turn", "history 1-4", "history 5+", "with system turns")
+
+
+def real_recipe(
+    data_dir: Path, topiocqa_share: float = 1.0, max_train_chars: int | None = None
+) -> tuple[DataSource, float, float]:
+    """configs/real.yaml's sources (read from ``data_dir``) and split fractions: the pipeline's
+    recipe, with this run's TopiOCQA share and character limit (the CLI's defaults: all turns)."""
+    own = _yaml(REAL_CONFIG)
+    parameters = {**_yaml(REAL_CONFIG.parent / own["base"])["parameters"], **own["parameters"]}
+    data = DataSource(**parameters["data"])
+    sources = tuple(
+        s.model_copy(
+            update={
+                "path": str(data_dir.joinpath(*Path(s.path).parts[-2:])),  # <dataset>/<file>
+                **({"weight": topiocqa_share} if s.label == "topiocqa" else {}),
+            }
+        )
+        for s in data.sources
+    )
+    recipe = data.model_copy(update={"sources": sources, "max_train_chars": max_train_chars})
+    return recipe, parameters["val_fraction"], parameters["test_fraction"]
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = parse_yaml(read_text_file(path, "run config", ConfigError), str(path))
+    return loaded
 
 
 def load_sets(
@@ -55,62 +82,39 @@ def load_sets(
 ) -> dict[str, pd.DataFrame]:
     """train / val and the judged sets, conversation-disjoint throughout.
 
+    Train and val are what ``training_pipeline -c configs/real.yaml`` trains and validates on
+    (:func:`read_sources`, :func:`split_sources`), the test part is the TopiOCQA held-out set.
     ``topiocqa_share`` keeps that share of TopiOCQA's training conversations and
     ``max_train_chars`` drops training turns whose history + query (as the model reads it) is
-    longer: long question-answer histories are the costliest texts to encode on a CPU. Val and
-    the judged sets always stay whole.
+    longer. Val and the judged sets always stay whole.
     """
-    canard = read_turns(data_dir / "canard" / "train.question.tsv", "canard", target="rewrite")
-    topiocqa_file = data_dir / "topiocqa" / "topiocqa_train.json.gz"
-    topiocqa = read_turns(topiocqa_file, "topiocqa", target="answer")
+    recipe, val_fraction, test_fraction = real_recipe(data_dir, topiocqa_share, max_train_chars)
+    splits = split_sources(
+        read_sources(recipe.sources),
+        recipe.sources,
+        val_fraction,
+        test_fraction,
+        seed,
+        max_train_chars=recipe.max_train_chars,
+        max_context_length=N_MAX,
+    )
+    doc2dial = next(s for s in recipe.sources if s.label == "doc2dial")
     dev = data_dir / "canard" / "dev.json"
-    canard_split = split_by_conversation(_tagged(canard, "canard"), 0.1, 0.0, seed)
-    topiocqa_split = split_by_conversation(_tagged(topiocqa, "topiocqa"), 0.1, 0.1, seed)
-    doc2dial = {target: _doc2dial(data_dir, target, seed) for target in ("passage", "answer")}
-    topiocqa_train = _share(topiocqa_split.train, topiocqa_share, seed)
-    train = pd.concat([canard_split.train, topiocqa_train], ignore_index=True)
     return {
-        "train": _at_most(train, max_train_chars),
-        "val": pd.concat(
-            [canard_split.val, topiocqa_split.val, doc2dial["passage"].val], ignore_index=True
-        ),
+        "train": splits.train,
+        "val": splits.val,
         "canard-dev (rewrite)": read_turns(dev, "canard", target="rewrite"),
         "canard-dev (answer)": read_turns(dev, "canard", target="answer"),
-        "topiocqa held-out (answer)": topiocqa_split.test,
-        "doc2dial held-out (paragraph)": doc2dial["passage"].train,
-        "doc2dial held-out (span)": doc2dial["answer"].train,
+        "topiocqa held-out (answer)": splits.test,
+        "doc2dial held-out (paragraph)": _judged(doc2dial, "passage", seed),
+        "doc2dial held-out (span)": _judged(doc2dial, "answer", seed),
     }
 
 
-def _doc2dial(data_dir: Path, target: str, seed: int) -> TurnSplits:
-    """30 % of the dialogs validate; the rest (the split's "train" part) are judged, never fit."""
-    turns = read_turns(data_dir / "doc2dial" / DOC2DIAL_FILE, "doc2dial", target=target)
-    return split_by_conversation(_tagged(turns, "doc2dial"), DOC2DIAL_VAL, 0.0, seed)
-
-
-def _share(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
-    """Whole conversations, a ``share`` of them chosen by seed (1.0: all)."""
-    if share >= 1.0:
-        return turns
-    ids = turns["conversation_id"].drop_duplicates()
-    kept = set(ids.sample(frac=share, random_state=seed))
-    return turns[turns["conversation_id"].isin(kept)].reset_index(drop=True)
-
-
-def _at_most(turns: pd.DataFrame, max_chars: int | None) -> pd.DataFrame:
-    """Turns whose joined history + query (the model's N_max turns) has at most ``max_chars``."""
-    if max_chars is None:
-        return turns
-    lengths = [len(t) for t in joined_texts(truncate_histories(turns, N_MAX))]
-    kept = turns[[n <= max_chars for n in lengths]].reset_index(drop=True)
-    logger.info("train: %d of %d turns within %d characters", len(kept), len(turns), max_chars)
-    return kept
-
-
-def _tagged(turns: pd.DataFrame, name: str) -> pd.DataFrame:
-    out = turns.copy()
-    out["conversation_id"] = name + ":" + out["conversation_id"].astype(str)
-    return out
+def _judged(doc2dial: FileSource, target: str, seed: int) -> pd.DataFrame:
+    """The dialogs the recipe does not validate on (its split's "train" part): judged, never fit."""
+    turns = read_source(doc2dial.model_copy(update={"target": target}))
+    return split_by_conversation(turns, doc2dial.val_fraction or 0.0, 0.0, seed).train
 
 
 def _subsample(turns: pd.DataFrame, max_turns: int | None, seed: int) -> pd.DataFrame:

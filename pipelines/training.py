@@ -57,7 +57,8 @@ def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by nam
 ) -> None:
     """Every knob is a typed parameter, set from the YAML config; without one, the values of
     configs/training.yaml (its parameters are the defaults: one place to change them)."""
-    # a user file can change under the same path: only the generated sample may be cached
+    # a file can change under the same path, so it is read every run; its content hash (the
+    # fingerprint) keys the next steps' cache: unchanged data hits it, changed data re-runs
     turns = load_turns.with_options(enable_cache=data.kind == "sample")(data)
     validated, _ = validate_turns(turns, validation)
     train_evaluate_register(
@@ -66,7 +67,7 @@ def training_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by nam
         predictor,
         training,
         gate,
-        Splits(val_fraction, test_fraction, split_seed),
+        Splits(val_fraction, test_fraction, split_seed, data if data.kind == "files" else None),
         benchmark or BenchmarkConfig(),
         export or ExportConfig(),
         Indexing(corpus, index),
@@ -82,6 +83,7 @@ class Splits(NamedTuple):
     val_fraction: float
     test_fraction: float
     seed: int
+    data: DataSource | None = None  # kind: files: each source split on its own
 
 
 def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, passed through
@@ -99,7 +101,7 @@ def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, p
 
     The gate runs last: a model that cannot be exported or served never reaches production.
     """
-    train, val, test = split_turns(validated, *splits)
+    train, val, test = split_turns(validated, *splits, predictor.max_context_length)
     encoded_train, encoded_val, encoded_test = encode_turns(
         train, val, test, encoder, predictor.max_context_length, predictor.concat_input
     )

@@ -28,6 +28,11 @@ class DataValidationError(PrimeError, ValueError):
     """A turn table or data file does not meet the turn schema or the validation suite."""
 
 
+class EmptySplitError(DataValidationError):
+    """A split by conversation left train, val or test without a turn: the message names the
+    fraction to change (or says how many conversations are needed)."""
+
+
 class ExportError(PrimeError):
     """An ONNX export failed its checks, or an ONNX file is unreadable, tampered with or foreign."""
 

@@ -127,6 +127,7 @@ def test_the_variants_are_overlays() -> None:
         "smoke_docker": "smoke.yaml",
         "retraining_schedule": "retraining.yaml",
         "topiocqa": "canard.yaml",
+        "real": "training.yaml",
     }
 
 

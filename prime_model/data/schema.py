@@ -17,7 +17,8 @@ target_id         object (str)    optional id of the target in a corpus; None if
 
 A reader that knows who said each history entry adds the optional column ``history_roles``
 (list[str] of :data:`ROLES`, one per history entry); tables without it mean "unknown", which the
-predictor reads as it always did.
+predictor reads as it always did. A table read from several files (:mod:`prime_model.data.sources`)
+adds the optional column ``source`` (the file's name), which its split groups by.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target", "targ
 REQUIRED_COLUMNS: Final = ("conversation_id", "turn", "history", "query", "target")
 INPUT_COLUMNS: Final = ("conversation_id", "turn", "history", "query")  # what prediction reads
 ROLE_COLUMN: Final = "history_roles"
+SOURCE_COLUMN: Final = "source"
+EXTRA_COLUMNS: Final = (ROLE_COLUMN, SOURCE_COLUMN)  # optional, kept when present
 ROLES: Final = ("user", "system")  # index + 1 is the role id; 0 is unknown (and padding)
 _INT64_LIMIT: Final = 2.0**63  # compared as float: uint64, bool and object columns alike
 DTYPES: Final = {
@@ -93,7 +96,7 @@ def conform_frame(
             f"expected {list(required)} (+ optional {optional}), "
             f"got {list(frame.columns)}"
         )
-    keep = [*COLUMNS, ROLE_COLUMN] if ROLE_COLUMN in frame.columns else list(COLUMNS)
+    keep = [*COLUMNS, *(c for c in EXTRA_COLUMNS if c in frame.columns)]
     out = _plain_text_columns(frame.reindex(columns=keep))
     if "target" not in frame.columns:  # prediction inputs: no target, and None says so
         out["target"] = pd.Series([None] * len(out), index=out.index, dtype=object)

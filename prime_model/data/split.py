@@ -21,7 +21,7 @@ from typing import Final
 
 import pandas as pd
 
-from prime_model.errors import ConfigError, DataValidationError
+from prime_model.errors import ConfigError, DataValidationError, EmptySplitError
 
 SPLITS: Final = ("train", "val", "test")
 _MIN_CONVERSATIONS_FOR_HELD_OUT: Final = 3
@@ -62,6 +62,37 @@ def split_by_conversation(
     labels = keys.map(assignment)
     train, val, test = (df[labels == name].reset_index(drop=True) for name in SPLITS)
     return TurnSplits(train=train, val=val, test=test)
+
+
+def require_every_split(splits: TurnSplits, val_fraction: float, test_fraction: float) -> None:
+    """Refuse a split with an empty part, naming the fraction to change.
+
+    A training run fits on train, stops early on val and judges on test, so an empty part would
+    only fail later, in encoding, far from its cause (fractions of several sources: the run's
+    fractions are the defaults each source may override).
+    """
+    counts = splits.conversation_counts()
+    total = sum(counts.values())
+    if total < len(SPLITS):
+        raise EmptySplitError(
+            f"{total} conversation(s) cannot fill train, val and test (one conversation each at "
+            f"least): add conversations, {len(SPLITS)} or more"
+        )
+    for name, fraction_name, fraction in (
+        ("val", "val_fraction", val_fraction),
+        ("test", "test_fraction", test_fraction),
+    ):
+        if counts[name] == 0:
+            change = "set it above 0" if fraction == 0 else "raise it"
+            raise EmptySplitError(
+                f"{name}: no conversation of {total} with {fraction_name}={fraction}: {change}, "
+                "or add conversations"
+            )
+    if counts["train"] == 0:
+        raise EmptySplitError(
+            f"train: no conversation of {total}: lower val_fraction + test_fraction "
+            f"({val_fraction} + {test_fraction})"
+        )
 
 
 def assign_conversations(

@@ -5,8 +5,10 @@ from typing import Annotated
 import pandas as pd
 from zenml import step
 
+from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.encode.progress import ProgressEncoder
 from steps.materializers import EncodedTurnsMaterializer
 
 ENCODED_NAMES = ("encoded_train", "encoded_val", "encoded_test")
@@ -29,10 +31,13 @@ def encode_turns(  # noqa: PLR0917 - one input per split, then the encoding sett
 ) -> EncodedOutputs:
     """Each unique text once, with the frozen Y-Encoder; cached across training changes.
 
-    ``concat``: also embed history + query as one text, for a predictor with concat_input.
+    Through the on-disk embedding cache ``prime evaluate`` and ``index_corpus`` use: a run whose
+    splits changed (a new file, a new split) encodes only the texts no run has encoded yet, and
+    logs how many it read and encoded. ``concat``: also embed history + query as one text, for a
+    predictor with concat_input.
     """
     splits = {"train": train_turns, "val": val_turns, "test": test_turns}
-    encoded = encode_splits(
-        splits, SentenceTransformerEncoder(encoder), max_context_length, concat=concat
-    )
+    loaded = SentenceTransformerEncoder(encoder)
+    encoding = cached(ProgressEncoder(loaded), default_cache_dir(), loaded.identity)
+    encoded = encode_splits(splits, encoding, max_context_length, concat=concat)
     return encoded["train"], encoded["val"], encoded["test"]

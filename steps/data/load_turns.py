@@ -8,21 +8,30 @@ from zenml import step
 from prime_model.data.source import DataSource, fingerprint_turns
 from prime_model.data.source import load_turns as load
 from steps._metadata import log_step_metadata
-from steps.materializers import TurnTableMaterializer
+from steps.materializers.fingerprinted_turns import FingerprintedTurnTableMaterializer
 
 
-@step(output_materializers={"turns": TurnTableMaterializer})
+@step(output_materializers={"turns": FingerprintedTurnTableMaterializer})
 def load_turns(source: DataSource) -> Annotated[pd.DataFrame, "turns"]:
-    """Generate the sample set or read a user file; the fingerprint names the dataset version."""
+    """Generate the sample set or read the user's file(s); the fingerprint names the dataset
+    version and is the artifact's content hash, so unchanged data hits the cache downstream."""
     turns = load(source)
     log_step_metadata(
         {
             "fingerprint": fingerprint_turns(turns),
             "rows": len(turns),
             "conversations": int(turns["conversation_id"].nunique()),
-            "source": source.kind if source.kind == "sample" else str(source.path),
+            "source": _described(source),
         },
         artifact_name="turns",
         infer_artifact=True,
     )
     return turns
+
+
+def _described(source: DataSource) -> str:
+    if source.kind == "sample":
+        return source.kind
+    if source.kind == "files":
+        return ", ".join(f"{s.label}={s.path}" for s in source.sources)
+    return str(source.path)

@@ -6,8 +6,13 @@ import pandas as pd
 import pytest
 
 from prime_model.data.schema import Turn, turns_to_frame
-from prime_model.data.split import TurnSplits, assign_conversations, split_by_conversation
-from prime_model.errors import ConfigError, DataValidationError
+from prime_model.data.split import (
+    TurnSplits,
+    assign_conversations,
+    require_every_split,
+    split_by_conversation,
+)
+from prime_model.errors import ConfigError, DataValidationError, EmptySplitError
 
 
 def _frame(conversations: int, turns: int = 3) -> pd.DataFrame:
@@ -171,3 +176,13 @@ def test_fraction_errors(val_fraction: float, test_fraction: float, message: str
 def test_missing_conversation_id_column() -> None:
     with pytest.raises(DataValidationError, match=r"no 'conversation_id' column; got \['turn'\]"):
         split_by_conversation(pd.DataFrame({"turn": [0, 1]}))
+
+
+def test_a_split_with_an_empty_part_is_refused_naming_the_fraction() -> None:
+    two = split_by_conversation(_frame(2), 0.1, 0.1, seed=0)
+    with pytest.raises(EmptySplitError, match="add conversations, 3 or more"):
+        require_every_split(two, 0.1, 0.1)
+    no_val = split_by_conversation(_frame(20), 0.0, 0.1, seed=0)
+    with pytest.raises(EmptySplitError, match=r"val: .*val_fraction=0.0: set it above 0"):
+        require_every_split(no_val, 0.0, 0.1)
+    require_every_split(split_by_conversation(_frame(3), 0.1, 0.1, seed=0), 0.1, 0.1)

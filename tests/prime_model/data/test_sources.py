@@ -1,0 +1,112 @@
+"""Several turn files in one run: tagged, split per source, weighted, combined, fingerprinted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prime_model.data.schema import SOURCE_COLUMN, Turn, conform_frame, turns_to_frame
+from prime_model.data.source import DataSource, fingerprint_turns, load_turns
+from prime_model.data.sources import (
+    FileSource,
+    at_most_chars,
+    read_sources,
+    share_of_conversations,
+    split_sources,
+)
+from prime_model.errors import ConfigError
+
+
+def _write(path: Path, conversations: int, turns: int = 2, text: str = "q") -> Path:
+    frame = turns_to_frame(
+        Turn(
+            conversation_id=f"c{c}",
+            turn=t,
+            history=[f"{text}{c}-{i}" for i in range(t)],
+            query=f"{text}{c}-{t}",
+            target=f"p{c}-{t}",
+        )
+        for c in range(conversations)
+        for t in range(turns)
+    )
+    frame.to_json(path, orient="records", lines=True)
+    return path
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[FileSource, FileSource]:
+    return (
+        FileSource(path=str(_write(tmp_path / "a.jsonl", 30)), name="alpha"),
+        FileSource(path=str(_write(tmp_path / "b.jsonl", 20)), name="beta", test_fraction=0.0),
+    )
+
+
+def test_sources_are_tagged_and_their_ids_never_collide(two: tuple[FileSource, ...]) -> None:
+    turns = read_sources(two)
+    assert len(turns) == 100
+    assert turns[SOURCE_COLUMN].tolist() == ["alpha"] * 60 + ["beta"] * 40
+    assert turns["conversation_id"].iloc[0] == "alpha:c0"
+    assert turns["conversation_id"].nunique() == 50  # c0..c19 exist in both files
+    kept = conform_frame(turns)  # the materializer's load keeps the tag
+    assert kept[SOURCE_COLUMN].tolist() == turns[SOURCE_COLUMN].tolist()
+
+
+def test_each_source_splits_with_its_own_fractions(two: tuple[FileSource, ...]) -> None:
+    splits = split_sources(read_sources(two), two, 0.2, 0.2, seed=0)
+    sources = {name: set(getattr(splits, name)[SOURCE_COLUMN]) for name in ("train", "val", "test")}
+    assert sources == {"train": {"alpha", "beta"}, "val": {"alpha", "beta"}, "test": {"alpha"}}
+    ids = [set(getattr(splits, n)["conversation_id"]) for n in ("train", "val", "test")]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert sum(len(i) for i in ids) == 50
+
+
+def test_weight_keeps_a_share_of_training_conversations_only(
+    two: tuple[FileSource, ...],
+) -> None:
+    turns = read_sources(two)
+    held_out = two[1].model_copy(update={"weight": 0.0})
+    splits = split_sources(turns, (two[0], held_out), 0.2, 0.2, seed=0)
+    assert set(splits.train[SOURCE_COLUMN]) == {"alpha"}
+    assert "beta" in set(splits.val[SOURCE_COLUMN])
+    whole = turns[turns[SOURCE_COLUMN] == "alpha"]
+    half = share_of_conversations(whole, 0.5, seed=1)
+    assert half["conversation_id"].nunique() == 15
+    assert share_of_conversations(whole, 0.5, seed=1).equals(half)  # by seed
+
+
+def test_max_chars_drops_long_training_turns_only() -> None:
+    frame = pd.DataFrame({"history": [[], ["x" * 50, "y"]], "query": ["short", "q"]})
+    assert len(at_most_chars(frame, 10, max_context_length=10)) == 1
+    assert len(at_most_chars(frame, None, max_context_length=10)) == 2
+    assert len(at_most_chars(frame, 10, max_context_length=1)) == 2  # as the model reads it
+
+
+def test_the_fingerprint_covers_every_source(tmp_path: Path) -> None:
+    a, b = _write(tmp_path / "a.jsonl", 3), _write(tmp_path / "b.jsonl", 3)
+    data = DataSource(kind="files", sources=[{"path": str(a)}, {"path": str(b), "name": "b2"}])
+    before = fingerprint_turns(load_turns(data))
+    _write(b, 3, text="changed")
+    assert fingerprint_turns(load_turns(data)) != before
+    renamed = data.model_copy(
+        update={"sources": (data.sources[0], data.sources[1].model_copy(update={"name": "b3"}))}
+    )
+    _write(b, 3)
+    assert fingerprint_turns(load_turns(renamed)) != before
+    assert fingerprint_turns(load_turns(data)) == before
+
+
+def test_a_files_config_is_checked() -> None:
+    with pytest.raises(ConfigError, match="kind: files needs sources"):
+        DataSource(kind="files")
+    with pytest.raises(ConfigError, match="distinct names"):
+        DataSource(kind="files", sources=[{"path": "x/a.jsonl"}, {"path": "y/a.jsonl"}])
+    with pytest.raises(ConfigError, match="need kind: files"):
+        DataSource(kind="file", path="a.jsonl", sources=[{"path": "a.jsonl"}])
+    with pytest.raises(ConfigError, match="without ':'"):
+        FileSource(path="a.jsonl", name="a:b")
+    with pytest.raises(ConfigError, match="weight"):
+        FileSource(path="a.jsonl", weight=1.5)
+    assert FileSource(path="d/train.question.tsv").label == "train"
+    assert FileSource(path="d/train.question.tsv", format="canard").label == "canard"
