@@ -7,6 +7,7 @@ production version yet" means the same everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from zenml.client import Client
 from zenml.enums import ModelStages
@@ -16,7 +17,8 @@ from prime_model.artifacts import MODEL_NAME, PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.errors import NoProductionModelError
-from prime_model.retrieve.index import RetrievalIndex
+from prime_model.evaluate.evaluation_set import EvaluationSet, evaluation_set_of
+from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 from prime_model.runtime.onnx_file import VerifiedOnnx
 
 
@@ -65,6 +67,28 @@ def production_score(model_name: str, metric: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+EVALUATION_SET: Final = "evaluation_set"  # model version metadata: what it was judged on
+
+
+def production_evaluation_set(model_name: str = MODEL_NAME) -> EvaluationSet | None:
+    """The test split production's score comes from, None when unknown or none in production.
+
+    A version registered before sets were recorded gets its set from its training run's
+    ``test_turns`` (so an old sample-data production is still told apart from real data).
+    """
+    current = current_production(model_name)
+    if current is None:
+        return None
+    recorded = current.run_metadata.get(EVALUATION_SET)
+    if isinstance(recorded, dict):
+        return EvaluationSet.model_validate(recorded)
+    try:
+        test_turns = _producer_run(current).steps["split_turns"].outputs["test_turns"][0]
+    except (NoProductionModelError, KeyError, IndexError):
+        return None
+    return evaluation_set_of(test_turns.load())
+
+
 def _producer_run(version: ModelVersionResponse) -> PipelineRunResponse:
     """The run that trained the version's checkpoint.
 
@@ -105,6 +129,7 @@ class ServingArtifacts:
     onnx_int8: VerifiedOnnx | None
     index: RetrievalIndex
     encoder: EncoderConfig  # the one the index (and the training targets) were encoded with
+    index_config: IndexConfig  # how that index was built: a user's corpus is indexed alike
 
 
 def serving_artifacts(version: ModelVersionResponse) -> ServingArtifacts:
@@ -127,4 +152,5 @@ def serving_artifacts(version: ModelVersionResponse) -> ServingArtifacts:
         onnx_int8=onnx_int8,
         index=indexing.outputs["retrieval_index"][0].load(),
         encoder=EncoderConfig.model_validate(indexing.config.parameters["encoder"]),
+        index_config=IndexConfig.model_validate(indexing.config.parameters["index"]),
     )

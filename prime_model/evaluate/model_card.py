@@ -13,6 +13,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.artifacts import PREDICTOR_CHECKPOINT
+from prime_model.evaluate.oracle import REWRITE_ORACLE
 from prime_model.evaluate.promotion import PromotionDecision
 from prime_model.evaluate.report import EvaluationTable, results_table_html
 from prime_model.html_page import escape as _e
@@ -127,17 +128,38 @@ def render_model_card(card: ModelCard) -> str:
         f"<p>Test split: {card.evaluation.num_turns} turns, corpus of "
         f"{card.evaluation.corpus_size} targets. Best baseline on "
         f"{_e(card.decision.metric)}: {_e(card.evaluation.best_baseline)}.</p>",
+        _evaluation_set_html(card.evaluation),
         f'<div class="wrap">{results_table_html(card.evaluation)}</div>',
+        *(
+            f"<h3>{_e(name)} ({subset.num_turns} turns)</h3>"
+            f'<div class="wrap">{results_table_html(subset)}</div>'
+            for name, subset in card.evaluation.breakdown.items()
+        ),
         "<h2>Lineage</h2>",
         _lineage_html(card.lineage),
     ]
     return html_page(title, _CSS, "".join(body))
 
 
+def _evaluation_set_html(evaluation: EvaluationTable) -> str:
+    """Which turns were scored: scores on different sets are not compared by the gate."""
+    judged_on = evaluation.evaluation_set
+    label = "not recorded" if judged_on is None else judged_on.label
+    oracle = (
+        f" The {REWRITE_ORACLE} row retrieves with the human rewrite of each question: a ceiling, "
+        "not a baseline."
+        if REWRITE_ORACLE in evaluation.rows
+        else ""
+    )
+    return f"<p>Evaluation set: {_e(label)}.{_e(oracle)}</p>"
+
+
 def _gate_html(decision: PromotionDecision) -> str:
     kind = "pass" if decision.promote else "fail"
     why = "".join(f"<li>{_e(line)}</li>" for line in decision.explanation())
     production = "none" if decision.incumbent is None else f"{decision.incumbent:.4f}"
+    if decision.set_changed:
+        production += " (on another evaluation set: not compared)"
     facts = (
         f"{_e(decision.metric)} {decision.score:.4f} · floor {decision.floor} · "
         f"best baseline {decision.best_baseline:.4f} · production {production}"

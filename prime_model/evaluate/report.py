@@ -11,6 +11,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prime_model.evaluate.evaluation_set import EvaluationSet
 from prime_model.html_page import escape as _e
 from prime_model.html_page import html_page
 
@@ -60,6 +61,9 @@ class EvaluationTable(RetrievalResults):
     max_context_length: int = Field(ge=1, description="context turns each system could read")
     breakdown: dict[str, RetrievalResults] = Field(
         default_factory=dict, description=f"'{FIRST_TURN}' (empty history) and '{LATER_TURNS}'"
+    )
+    evaluation_set: EvaluationSet | None = Field(
+        None, description="the turns scored (None: a table made before sets were recorded)"
     )
 
     def to_markdown(self, *, breakdown: bool = True) -> str:

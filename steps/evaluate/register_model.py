@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from zenml import get_step_context, log_metadata, step
@@ -10,6 +11,8 @@ from prime_model.bench.latency import LatencyBenchmark
 from prime_model.evaluate.promotion import GateConfig, PromotionDecision, decide_promotion
 from prime_model.evaluate.report import BASELINES, MODEL, EvaluationTable
 from prime_model.export.quantize import QuantizationResult
+
+logger = logging.getLogger(__name__)
 
 
 @step(enable_cache=False)  # a decision with side effects: taken anew for every version
@@ -41,9 +44,15 @@ def register_model(
 def apply_gate(
     model_name: str, version: str, evaluation: EvaluationTable, gate: GateConfig
 ) -> PromotionDecision:
-    """Compare with the floor, the best baseline and production; record the decision."""
+    """Compare with the floor, the best baseline and production (when it was judged on the same
+    evaluation set); record the decision and the set on the version."""
     # deferred: importing the pipelines package imports every step, this one included
-    from pipelines.registry import production_score, production_twin  # noqa: PLC0415
+    from pipelines.registry import (  # noqa: PLC0415
+        EVALUATION_SET,
+        production_evaluation_set,
+        production_score,
+        production_twin,
+    )
 
     score = evaluation.rows[MODEL][gate.metric]
     # a table evaluated before a baseline existed (a cached step) lacks its row
@@ -56,7 +65,11 @@ def apply_gate(
         production_score(model_name, gate.metric),
         gate,
         same_as=production_twin(model_name, version),
+        evaluated_on=evaluation.evaluation_set,
+        production_on=production_evaluation_set(model_name),
     )
+    for note in decision.notes:
+        logger.info("gate: %s", note)
     if decision.promote:
         version_ = Client().get_model_version(model_name, version)
         version_.set_stage(ModelStages.PRODUCTION, force=True)
@@ -65,6 +78,7 @@ def apply_gate(
     log_metadata(
         metadata={
             gate.metric: score,
+            **_evaluation_set(EVALUATION_SET, evaluation),
             "evaluation": evaluation.rows,
             "best_baseline": evaluation.best_baseline,
             "promotion": decision.model_dump(),
@@ -74,3 +88,9 @@ def apply_gate(
         model_version=version,
     )
     return decision
+
+
+def _evaluation_set(key: str, evaluation: EvaluationTable) -> dict[str, Any]:
+    """The set this version was judged on, for the next gate (nothing for an older table)."""
+    judged_on = evaluation.evaluation_set
+    return {} if judged_on is None else {key: judged_on.model_dump(mode="json")}

@@ -26,7 +26,7 @@ VECTORS = {
 }
 
 
-def _turns(rewrites: list[object] | None) -> pd.DataFrame:
+def _turns(rewrites: list[str | None] | None) -> pd.DataFrame:
     frame = turns_to_frame(
         [
             Turn(conversation_id="a", turn=0, query="q0", target="t0"),
@@ -34,7 +34,7 @@ def _turns(rewrites: list[object] | None) -> pd.DataFrame:
         ]
     )
     if rewrites is not None:
-        frame[REWRITE_COLUMN] = rewrites
+        frame[REWRITE_COLUMN] = pd.Series(rewrites, dtype=object)
     return frame
 
 
@@ -53,7 +53,8 @@ def test_the_oracle_row_is_added_only_where_every_turn_has_a_rewrite() -> None:
     table = with_rewrite_oracle(_table(), turns, encoded, encoder)
     assert table.rows[REWRITE_ORACLE]["mrr"] == 1.0 and table.rows[REWRITE_ORACLE]["recall@1"] == 1
     assert table.best_baseline == "query-only"  # the oracle is never a baseline
-    for without in (None, ["says t0", None], ["says t0", " "]):
+    missing: list[list[str | None] | None] = [None, ["says t0", None], ["says t0", " "]]
+    for without in missing:
         plain = _turns(without)
         assert turn_rewrites(plain) is None
         assert REWRITE_ORACLE not in with_rewrite_oracle(_table(), plain, encoded, encoder).rows

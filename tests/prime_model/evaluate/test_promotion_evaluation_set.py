@@ -92,3 +92,32 @@ def test_metadata_says_what_was_compared_and_on_which_sets() -> None:
 
 def test_a_set_round_trips_through_metadata() -> None:
     assert EvaluationSet.model_validate(REAL.model_dump(mode="json")) == REAL
+
+
+def test_the_card_names_the_set_and_says_when_production_was_not_compared() -> None:
+    from prime_model.evaluate.model_card import ModelCard, render_model_card  # noqa: PLC0415
+    from prime_model.evaluate.oracle import REWRITE_ORACLE  # noqa: PLC0415
+    from prime_model.evaluate.report import RetrievalResults  # noqa: PLC0415
+
+    rows = {"model": {"recall@10": 0.6}, "query-only": {"recall@10": 0.5}}
+    segment = RetrievalResults(
+        num_turns=2, rows=rows, best_baseline="query-only", relative_gain=0.2, relative_gains={}
+    )
+    table = EvaluationTable(
+        num_turns=3, rows=rows | {REWRITE_ORACLE: {"recall@10": 0.9}}, best_baseline="query-only",
+        relative_gain=0.2, relative_gains={}, corpus_size=3, encoder_name="stub",
+        max_context_length=4, breakdown={"history 1-4": segment}, evaluation_set=REAL,
+    )  # fmt: skip
+    decision = decide_promotion(0.6, 0.5, 0.95, GATE, evaluated_on=REAL, production_on=SAMPLE)
+    page = render_model_card(
+        ModelCard(model_name="m", version="2", evaluation=table, decision=decision)
+    )
+    assert f"Evaluation set: {REAL.label}." in page
+    assert "evaluation set changed: production was judged on" in page
+    assert "production 0.9500 (on another evaluation set: not compared)" in page
+    assert "<td>rewrite oracle</td>" in page and "<h3>history 1-4 (2 turns)</h3>" in page
+    meta = decision.metadata(table)
+    assert meta["headline_metrics"]["rewrite oracle recall@10"] == 0.9
+    assert meta["metrics_by_segment"] == {
+        "history 1-4": "model 0.6000 vs query-only 0.5000 (2 turns)"
+    }
