@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prime_model.data.schema import SOURCE_COLUMN, Turn, conform_frame, turns_to_frame
+from prime_model.data.schema import SOURCE_COLUMN, conform_frame
 from prime_model.data.source import DataSource, fingerprint_turns, load_turns
 from prime_model.data.sources import (
     FileSource,
@@ -20,18 +20,19 @@ from prime_model.errors import ConfigError
 
 
 def _write(path: Path, conversations: int, turns: int = 2, text: str = "q") -> Path:
-    frame = turns_to_frame(
-        Turn(
-            conversation_id=f"c{c}",
-            turn=t,
-            history=[f"{text}{c}-{i}" for i in range(t)],
-            query=f"{text}{c}-{t}",
-            target=f"p{c}-{t}",
-        )
+    """``conversations`` of ``turns`` turns each (ids c0, c1, ...), as JSON lines."""
+    rows = [
+        {
+            "conversation_id": f"c{c}",
+            "turn": t,
+            "history": [f"{text}{c}-{i}" for i in range(t)],
+            "query": f"{text}{c}-{t}",
+            "target": f"p{c}-{t}",
+        }
         for c in range(conversations)
         for t in range(turns)
-    )
-    frame.to_json(path, orient="records", lines=True)
+    ]
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from zenml.client import Client
@@ -9,8 +11,11 @@ from zenml.client import Client
 from prime_model.data import SampleConfig, TurnValidationError, ValidationConfig
 from prime_model.data.source import DataSource
 from prime_model.encode.encoders import EncoderConfig
+from prime_model.errors import EmptySplitError
 from steps import encode_turns, load_turns, split_turns, validate_turns
+from tests.conftest import REPO_ROOT
 
+USER_EXAMPLE = "examples/data/user_turns.jsonl"  # what configs/user_data.yaml reads
 CONFIG = ValidationConfig(min_rows=10, min_conversations=5, history_matches_turn=True)
 
 
@@ -53,3 +58,28 @@ def test_encode_turns_encodes_each_split(turns: pd.DataFrame) -> None:
     encoded = encode_turns.entrypoint(train, val, test, EncoderConfig(device="cpu"), 4)
     assert [len(e) for e in encoded] == [len(train), len(val), len(test)]
     assert all(e.dim == 384 and e.context.shape[1] <= 4 for e in encoded)
+
+
+def test_split_turns_refuses_an_empty_part_before_encoding() -> None:
+    two = load_turns.entrypoint(DataSource(kind="file", path=str(REPO_ROOT / USER_EXAMPLE)))
+    few = two[two["conversation_id"].isin(["conv-001", "conv-002"])]
+    with pytest.raises(EmptySplitError, match="add conversations, 3 or more"):
+        split_turns.entrypoint(few, 0.1, 0.1, 0)
+    train, val, test = split_turns.entrypoint(two, 0.1, 0.1, 0)  # the shipped example runs
+    assert min(len(train), len(val), len(test)) > 0
+
+
+def test_split_turns_splits_each_source_on_its_own(tmp_path: Path) -> None:
+    path = str(REPO_ROOT / USER_EXAMPLE)
+    data = DataSource(
+        kind="files",
+        sources=[
+            {"path": path, "name": "a"},
+            {"path": path, "name": "b", "weight": 0.0, "test_fraction": 0.0},
+        ],
+        max_train_chars=10_000,
+    )
+    turns = load_turns.entrypoint(data)
+    train, val, test = split_turns.entrypoint(turns, 0.1, 0.1, 0, data, 10)
+    assert set(train["source"]) == {"a"} and set(test["source"]) == {"a"}
+    assert set(val["source"]) == {"a", "b"}
