@@ -18,9 +18,10 @@ DASHBOARD_PORT ?= 8237
 run: $(VENV)/.installed .zen
 	$(BIN)/python run.py --config configs/training.yaml
 
-# The production version answers POST /retrieve on http://127.0.0.1:8080 (docs/serving.md).
+# The production version answers POST /retrieve on http://127.0.0.1:8080 (docs/serving.md);
+# CORPUS=FILE (id + text, as `prime index` reads) serves over that corpus instead of its index.
 serve: $(VENV)/.installed .zen
-	$(BIN)/python serve.py
+	$(BIN)/python serve.py $(if $(CORPUS),--corpus "$(CORPUS)")
 
 .zen: | $(BIN)/python
 	$(BIN)/zenml init

@@ -13,9 +13,11 @@ deployment; then
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import pandas as pd
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from zenml import pipeline, step
@@ -24,10 +26,13 @@ from zenml.config.deployment_settings import EndpointMethod, EndpointSpec, Middl
 from zenml.steps.step_context import get_or_create_run_context
 
 from pipelines.registry import production_version, serving_artifacts
+from prime_model.data.records import check_file
 from prime_model.http.app import RETRIEVE_PATH, SERVING_THREADS, answer_request, default_workers
 from prime_model.http.deployment import InvokeGuard
 from prime_model.http.request import parse_request
 from prime_model.http.service import Retriever, serving_encoder
+from prime_model.retrieve.building import index_for
+from prime_model.retrieve.corpus import CorpusSource
 from prime_model.runtime.loader import create_predictor
 
 logger = logging.getLogger(__name__)
@@ -35,10 +40,22 @@ logger = logging.getLogger(__name__)
 _LIMITER: anyio.CapacityLimiter | None = None
 
 
-def load_production_retriever() -> Retriever:
-    """The production version's best backend, its index and its Y-Encoder, loaded and warm."""
+def load_production_retriever(corpus: Path | None = None) -> Retriever:
+    """The production version's best backend, its index and its Y-Encoder, loaded and warm.
+
+    ``corpus``: a corpus file (``prime index``'s format: id + text) to serve instead of the
+    version's ``retrieval_index``, encoded with the version's Y-Encoder (behind the on-disk
+    cache, so a second start encodes nothing) into an index built like the version's.
+    """
+    if corpus is not None:
+        check_file(corpus)  # before the store is read: a typo fails at once
     version = production_version()
     artifacts = serving_artifacts(version)
+    index = artifacts.index
+    if corpus is not None:
+        source = CorpusSource(path=str(corpus))  # the turns are not read when a path is given
+        index = index_for(pd.DataFrame(), artifacts.encoder, source, artifacts.index_config)
+        logger.info("indexed %d corpus items from %s", len(index), corpus)
     predictor = create_predictor(
         artifacts.checkpoint,
         "auto",
@@ -49,7 +66,7 @@ def load_production_retriever() -> Retriever:
     retriever = Retriever(
         predictor,
         serving_encoder(artifacts.encoder),
-        artifacts.index,
+        index,
         model_version=f"{version.model.name}:{version.name}",
     )
     retriever.warmup()

@@ -14,9 +14,9 @@ from typing import Final
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from prime_model.data.schema import SOURCE_COLUMN
 from prime_model.data.source import fingerprint_turns
 
-SOURCE_COLUMN: Final = "source"  # the data source's name, per turn, when several were read
 SHORT_FINGERPRINT: Final = 12
 
 

@@ -43,6 +43,38 @@ def test_the_retriever_serves_the_production_version_and_its_corpus(
     assert answer.backend in ("onnx", "onnx-int8")  # the stored export, not a re-export
 
 
+def test_a_corpus_the_user_names_is_served_with_the_versions_encoder(
+    production: str, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    items = [{"id": f"doc-{i}", "text": f"Answer number {i} about a city."} for i in range(12)]
+    corpus.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    retriever = serving.load_production_retriever(corpus)
+    assert retriever.info()["index"]["items"] == 12
+    answer = retriever.answer(RetrievalRequest(history=["Who founded it?"], query="When?", top_k=3))
+    assert {hit.id for hit in answer.hits} <= {item["id"] for item in items}
+
+
+def test_make_serve_passes_the_corpus_and_says_a_bad_one_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import serve as serve_script  # noqa: PLC0415 - the top-level make serve script
+
+    asked: list[Path | None] = []
+    monkeypatch.setattr(serve_script, "load_production_retriever", asked.append)
+    monkeypatch.setattr(serve_script, "serve", lambda *args: None)
+    assert serve_script.main(["--corpus", str(tmp_path / "c.jsonl")]) == 0
+    assert serve_script.main([]) == 0
+    assert asked == [tmp_path / "c.jsonl", None]
+    monkeypatch.undo()  # the real loader: a missing file fails before the store is read
+    missing = tmp_path / "missing.jsonl"
+    assert serve_script.main(["--corpus", str(missing)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: {missing}: file not found; expected an existing data file\n"
+    )
+
+
 def test_a_pipeline_run_returns_the_answer_as_an_artifact(production: str) -> None:
     run = serving_pipeline(history=("Who founded it?",), query="Where was she born?", top_k=3)
     assert run is not None
