@@ -83,4 +83,5 @@ def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by n
         benchmark or BenchmarkConfig(),
         export or ExportConfig(),
         Indexing(corpus, index),
+        dynamic=True,
     )

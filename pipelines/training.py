@@ -96,10 +96,15 @@ def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, p
     benchmark: BenchmarkConfig,
     export: ExportConfig,
     indexing: Indexing,
+    *,
+    dynamic: bool = False,
 ) -> None:
     """The steps after validation, shared by the training and retraining pipelines.
 
     The gate runs last: a model that cannot be exported or served never reaches production.
+    The index waits for the encoding (a dynamic pipeline runs its steps in call order), so it
+    reads the targets' vectors from the embedding cache and the training vectors come from one
+    encoding call, as before the cache: a text's vector moves by ~1e-7 with its batch.
     """
     train, val, test = split_turns(validated, *splits, predictor.max_context_length)
     encoded_train, encoded_val, encoded_test = encode_turns(
@@ -109,6 +114,6 @@ def train_evaluate_register(  # noqa: PLR0917 - the pipelines' own parameters, p
     evaluation, _ = evaluate_predictor(checkpoint, encoded_test, test, encoder)
     _, _, quantization = export_onnx(checkpoint, encoded_test, export)
     latency, _ = benchmark_latency(checkpoint, encoded_test, benchmark)
-    index_corpus(validated, encoder, *indexing)
+    index_corpus(validated, encoder, *indexing, **({} if dynamic else {"after": encoded_train}))
     promotion = register_model(evaluation, gate, latency, quantization)
     model_card(evaluation, promotion)
