@@ -60,9 +60,10 @@ def load_turns(source: DataSource) -> pd.DataFrame:
 def fingerprint_turns(turns: pd.DataFrame) -> str:
     """sha256 of the table's content (row order included): equal fingerprints, equal data.
 
-    The ``source`` column counts where there is one: a table read from several files."""
+    The ``source`` column counts where there is one (a table read from several files); a table
+    of inputs for prediction has no target columns."""
     digest = hashlib.sha256()
-    columns = [*COLUMNS, SOURCE_COLUMN] if SOURCE_COLUMN in turns.columns else list(COLUMNS)
+    columns = [c for c in (*COLUMNS, SOURCE_COLUMN) if c in turns.columns]
     for row in turns[columns].itertuples(index=False):
         digest.update(json.dumps(list(row), default=str).encode("utf-8"))
     return digest.hexdigest()
