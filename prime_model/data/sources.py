@@ -22,7 +22,7 @@ from prime_model.data.readers import read_turns
 from prime_model.data.schema import SOURCE_COLUMN, truncate_histories
 from prime_model.data.split import SPLITS, TurnSplits, split_by_conversation
 from prime_model.encode.texts import joined_texts
-from prime_model.errors import ConfigError
+from prime_model.errors import ConfigError, EmptySplitError
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +37,18 @@ class FileSource(FrozenConfig):
         None, description="jsonl, parquet, csv, qrecc, topiocqa, canard, ..."
     )
     target: str = Field("passage", description="for public formats: passage, answer, rewrite")
-    name: str | None = Field(None, description="prefix of its conversation ids (default: format)")
+    name: str | None = Field(
+        None, min_length=1, description="prefix of its conversation ids (default: format)"
+    )
     weight: float = Field(
         1.0, ge=0, le=1, description="share of its training conversations kept (0: held out only)"
     )
-    val_fraction: float | None = Field(None, description="default: the run's val_fraction")
-    test_fraction: float | None = Field(None, description="default: the run's test_fraction")
+    val_fraction: float | None = Field(
+        None, ge=0, lt=1, description="default: the run's val_fraction"
+    )
+    test_fraction: float | None = Field(
+        None, ge=0, lt=1, description="default: the run's test_fraction"
+    )
 
     @property
     def label(self) -> str:
@@ -110,9 +116,14 @@ def split_sources(
         parts["val"].append(split.val)
         parts["test"].append(split.test)
     train, val, test = (pd.concat(parts[name], ignore_index=True) for name in SPLITS)
-    return TurnSplits(
-        train=at_most_chars(train, max_train_chars, max_context_length), val=val, test=test
-    )
+    train = at_most_chars(train, max_train_chars, max_context_length)
+    if train.empty:  # require_every_split would blame the fractions
+        raise EmptySplitError(
+            "train: no turn is left after each source's weight "
+            f"({ {s.label: s.weight for s in sources} }) and max_train_chars ({max_train_chars}): "
+            "give a source a weight above 0, or raise max_train_chars"
+        )
+    return TurnSplits(train=train, val=val, test=test)
 
 
 def share_of_conversations(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:

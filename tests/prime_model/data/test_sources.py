@@ -16,7 +16,7 @@ from prime_model.data.sources import (
     share_of_conversations,
     split_sources,
 )
-from prime_model.errors import ConfigError
+from prime_model.errors import ConfigError, DataValidationError, EmptySplitError
 
 
 def _write(path: Path, conversations: int, turns: int = 2, text: str = "q") -> Path:
@@ -111,3 +111,36 @@ def test_a_files_config_is_checked() -> None:
         FileSource(path="a.jsonl", weight=1.5)
     assert FileSource(path="d/train.question.tsv").label == "train"
     assert FileSource(path="d/train.question.tsv", format="canard").label == "canard"
+
+
+@pytest.mark.parametrize(
+    ("fields", "wrong"),
+    [
+        ({"val_fraction": 1.5}, "val_fraction"),
+        ({"test_fraction": -0.1}, "test_fraction"),
+        ({"name": ""}, "name"),
+        ({"wieght": 0.5}, "wieght"),
+    ],
+)
+def test_a_hostile_source_is_refused_naming_its_field(
+    fields: dict[str, object], wrong: str
+) -> None:
+    with pytest.raises(ConfigError, match=wrong):
+        FileSource(path="a.jsonl", **fields)  # type: ignore[arg-type]
+
+
+def test_a_folder_or_a_missing_file_is_refused_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match="directory"):
+        read_sources([FileSource(path=str(tmp_path), format="jsonl")])
+    with pytest.raises(DataValidationError, match="not found"):
+        read_sources([FileSource(path=str(tmp_path / "gone.jsonl"))])
+
+
+def test_no_training_turn_left_names_the_weights_not_the_fractions(
+    two: tuple[FileSource, ...],
+) -> None:
+    silent = tuple(s.model_copy(update={"weight": 0.0}) for s in two)
+    with pytest.raises(EmptySplitError, match=r"weight .*'alpha': 0\.0.*weight above 0"):
+        split_sources(read_sources(silent), silent, 0.2, 0.2, seed=0)
+    with pytest.raises(EmptySplitError, match="raise max_train_chars"):
+        split_sources(read_sources(two), two, 0.2, 0.2, seed=0, max_train_chars=1)
