@@ -126,7 +126,7 @@ def test_a_hostile_source_is_refused_naming_its_field(
     fields: dict[str, object], wrong: str
 ) -> None:
     with pytest.raises(ConfigError, match=wrong):
-        FileSource(path="a.jsonl", **fields)  # type: ignore[arg-type]
+        FileSource(path="a.jsonl", **fields)
 
 
 def test_a_folder_or_a_missing_file_is_refused_before_reading(tmp_path: Path) -> None:
