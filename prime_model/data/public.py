@@ -30,7 +30,7 @@ from prime_model.data.records import (
     text_field,
     turn_number,
 )
-from prime_model.data.schema import COLUMNS, ROLE_COLUMN, conform_frame
+from prime_model.data.schema import COLUMNS, REWRITE_COLUMN, ROLE_COLUMN, conform_frame
 from prime_model.errors import DataValidationError
 from prime_model.text import shown
 
@@ -80,7 +80,9 @@ def read_public(path: Path, fmt: str, target: str) -> pd.DataFrame:
             target,
             "/".join(sorted(NO_ANSWER)),
         )
-    return conform_frame(pd.DataFrame(kept, columns=[*COLUMNS, ROLE_COLUMN]), source=str(path))
+    return conform_frame(
+        pd.DataFrame(kept, columns=[*COLUMNS, ROLE_COLUMN, REWRITE_COLUMN]), source=str(path)
+    )
 
 
 def alternating_roles(history: list[str]) -> list[str]:
@@ -112,7 +114,15 @@ def _qrecc_row(record: Record, path: Path, index: int, target: str) -> Record:
         **common,
         "target": text_field(record, field, path, index),
         "target_id": url if target == "answer" and url else None,
+        REWRITE_COLUMN: None if target == "rewrite" else _optional_rewrite(record, path, index),
     }
+
+
+def _optional_rewrite(record: Record, path: Path, index: int) -> str | None:
+    """The human rewrite where the record has one: the oracle's question, not a target."""
+    if record.get("Rewrite") is None:
+        return None
+    return text_field(record, "Rewrite", path, index)
 
 
 def _gold_passage(record: Record, path: Path, index: int) -> tuple[str, str | None]:
@@ -241,7 +251,8 @@ def _canard_json_rows(records: list[Record], path: Path, target: str) -> list[Re
     for dialog, turn, history, question, rewrite in parsed:
         text = rewrite if target == "rewrite" else answers.get((dialog, turn))
         if text is not None:
-            rows.append(_row(dialog, turn, history, question, text, roles=_canard_roles(history)))
+            row = _row(dialog, turn, history, question, text, roles=_canard_roles(history))
+            rows.append(row | {REWRITE_COLUMN: rewrite if target == "answer" else None})
     if target == "answer" and len(rows) < len(parsed):
         logger.info(
             "%s: %d of %d turns have no recorded answer (a dialog's last turn) and are dropped",

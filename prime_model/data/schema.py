@@ -42,7 +42,8 @@ REQUIRED_COLUMNS: Final = ("conversation_id", "turn", "history", "query", "targe
 INPUT_COLUMNS: Final = ("conversation_id", "turn", "history", "query")  # what prediction reads
 ROLE_COLUMN: Final = "history_roles"
 SOURCE_COLUMN: Final = "source"
-EXTRA_COLUMNS: Final = (ROLE_COLUMN, SOURCE_COLUMN)  # optional, kept when present
+REWRITE_COLUMN: Final = "rewrite"  # the question made self-contained by a human: the oracle
+EXTRA_COLUMNS: Final = (ROLE_COLUMN, SOURCE_COLUMN, REWRITE_COLUMN)  # optional, kept when present
 ROLES: Final = ("user", "system")  # index + 1 is the role id; 0 is unknown (and padding)
 _INT64_LIMIT: Final = 2.0**63  # compared as float: uint64, bool and object columns alike
 DTYPES: Final = {
@@ -106,7 +107,9 @@ def conform_frame(
         index=out.index,
         dtype=object,
     )
-    for column in ("conversation_id", "target_id"):
+    for column in ("conversation_id", "target_id", REWRITE_COLUMN):
+        if column not in out.columns:
+            continue
         out[column] = pd.Series(
             [_optional_str(v, source, column, row) for row, v in enumerate(out[column])],
             index=out.index,

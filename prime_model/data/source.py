@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from prime_model.config import FrozenConfig
 from prime_model.data.readers import read_turns
 from prime_model.data.sample import SampleConfig, generate_sample
-from prime_model.data.schema import COLUMNS, SOURCE_COLUMN
+from prime_model.data.schema import COLUMNS, EXTRA_COLUMNS
 from prime_model.data.sources import FileSource, check_unique_labels, read_sources
 
 
@@ -60,10 +60,11 @@ def load_turns(source: DataSource) -> pd.DataFrame:
 def fingerprint_turns(turns: pd.DataFrame) -> str:
     """sha256 of the table's content (row order included): equal fingerprints, equal data.
 
-    The ``source`` column counts where there is one (a table read from several files); a table
-    of inputs for prediction has no target columns."""
+    The optional columns (roles, source, rewrite) count where present: roles change what the
+    model reads, so a fingerprint without them would serve a stale cached model; a table of
+    inputs for prediction has no target columns."""
     digest = hashlib.sha256()
-    columns = [c for c in (*COLUMNS, SOURCE_COLUMN) if c in turns.columns]
+    columns = [c for c in (*COLUMNS, *EXTRA_COLUMNS) if c in turns.columns]
     for row in turns[columns].itertuples(index=False):
         digest.update(json.dumps(list(row), default=str).encode("utf-8"))
     return digest.hexdigest()

@@ -13,6 +13,7 @@ from typing import Final
 import pandas as pd
 import torch
 
+from prime_model.data.schema import REWRITE_COLUMN
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.encoding import EncodedTurns
 from prime_model.errors import DataValidationError
@@ -21,7 +22,6 @@ from prime_model.evaluate.report import EvaluationTable
 from prime_model.text import is_blank
 
 REWRITE_ORACLE: Final = "rewrite oracle"
-REWRITE_COLUMN: Final = "rewrite"  # optional turn column: the question made self-contained
 
 
 def rewrite_oracle(

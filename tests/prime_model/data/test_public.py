@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from prime_model.data import read_turns
+from prime_model.data.schema import REWRITE_COLUMN
 from prime_model.errors import DataValidationError
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "data"
@@ -60,6 +61,10 @@ def test_canard_json_answer_target_comes_from_the_next_turn(
     assert frame["target"].tolist() == ["In a small coastal town.", "Marine biology."]
     assert "dropped 1 of 3 turns" in caplog.text
     assert "1 of 4 turns have no recorded answer" in caplog.text
+    records = json.loads(CANARD_JSON.read_text(encoding="utf-8"))
+    rewrites = {r["Question_no"]: r["Rewrite"] for r in records}
+    # each answer turn keeps its human rewrite: the pipeline's evaluation reports the oracle
+    assert frame[REWRITE_COLUMN].tolist() == [rewrites[t + 1] for t in (0, 2)]
 
 
 def test_topiocqa_unanswerable_targets_are_dropped_with_a_count(

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from prime_model.data.readers import SUPPORTED_FORMATS, read_turns
-from prime_model.data.schema import COLUMNS, DTYPES, ROLE_COLUMN, Turn, turns_to_frame
+from prime_model.data.schema import (
+    COLUMNS,
+    DTYPES,
+    REWRITE_COLUMN,
+    ROLE_COLUMN,
+    Turn,
+    turns_to_frame,
+)
 from prime_model.errors import DataValidationError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
@@ -21,10 +28,11 @@ TOPIOCQA = FIXTURES / "topiocqa_sample.json"
 
 
 def _assert_turn_table(frame: pd.DataFrame) -> None:
-    """The schema's columns (public readers add who spoke each history entry)."""
+    """The schema's columns (public readers add who spoke each history entry and the rewrite)."""
     roles = ROLE_COLUMN in frame.columns
-    assert tuple(frame.columns) == (*COLUMNS, ROLE_COLUMN) if roles else COLUMNS
-    dtypes = {**DTYPES, ROLE_COLUMN: "object"} if roles else DTYPES
+    extra = (ROLE_COLUMN, REWRITE_COLUMN) if roles else ()
+    assert tuple(frame.columns) == (*COLUMNS, *extra)
+    dtypes = {**DTYPES, **dict.fromkeys(extra, "object")}
     assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == dtypes
     assert all(isinstance(h, list) and all(isinstance(s, str) for s in h) for h in frame.history)
     if roles:
@@ -147,6 +155,21 @@ def test_qrecc_answer_target() -> None:
     assert frame.loc[0, "target_id"] == "https://en.wikipedia.org/wiki/Leon_Bridges"
     assert frame.loc[2, "target_id"] is None  # empty Answer_URL
     assert len(frame["history"].tolist()[2]) == 4
+    assert frame[REWRITE_COLUMN].tolist() == [r["Rewrite"] for r in records]  # the oracle's
+
+
+def test_a_rewrite_target_carries_no_rewrite_column_value() -> None:
+    frame = read_turns(QRECC, "qrecc", target="rewrite")
+    assert frame[REWRITE_COLUMN].isna().all()  # the target itself: no oracle to report
+
+
+def test_a_rewrite_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    records = _load(QRECC)
+    records[1]["Rewrite"] = ["not", "text"]
+    bad = tmp_path / "qrecc.json"
+    bad.write_text(json.dumps(records), encoding="utf-8")
+    with pytest.raises(DataValidationError, match="Rewrite"):
+        read_turns(bad, "qrecc", target="answer")
 
 
 def test_qrecc_rewrite_target_has_no_target_id() -> None:

@@ -144,3 +144,12 @@ def test_no_training_turn_left_names_the_weights_not_the_fractions(
         split_sources(read_sources(silent), silent, 0.2, 0.2, seed=0)
     with pytest.raises(EmptySplitError, match="raise max_train_chars"):
         split_sources(read_sources(two), two, 0.2, 0.2, seed=0, max_train_chars=1)
+
+
+def test_the_fingerprint_follows_roles_and_rewrites(tmp_path: Path) -> None:
+    turns = load_turns(DataSource(kind="file", path=str(_write(tmp_path / "a.jsonl", 3))))
+    before = fingerprint_turns(turns)
+    with_roles = turns.assign(history_roles=[["user"] * len(h) for h in turns["history"]])
+    assert fingerprint_turns(with_roles) != before  # the model reads roles: a new dataset
+    assert fingerprint_turns(turns.assign(rewrite="a self-contained question")) != before
+    assert fingerprint_turns(turns.copy()) == before
