@@ -30,9 +30,10 @@ def _keep_head(text: str, tokenizer: Any, limit: int) -> str:
     """The start of ``text`` holding at most ``limit`` tokens, cut where a word starts if possible.
 
     Cutting inside a word would leave a word piece that re-tokenises differently, so with a fast
-    tokenizer the cut moves back to the start of the word holding the first dropped token (or, in
-    text without spaces, falls just before that token); if the cut text is empty or still does not
-    fit (one word longer than the limit), the kept token ids are decoded instead.
+    tokenizer the cut moves back to the start of the word holding the first dropped token; with
+    no word start to go back to (text without spaces, one word longer than the limit) it falls
+    just before that token. If the cut text is empty or re-tokenises over the limit, or the
+    tokenizer gives no offsets, the kept token ids are decoded instead.
     """
     fast = bool(getattr(tokenizer, "is_fast", False))
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=fast, verbose=False)
