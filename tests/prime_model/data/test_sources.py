@@ -149,7 +149,8 @@ def test_no_training_turn_left_names_the_weights_not_the_fractions(
 def test_the_fingerprint_follows_roles_and_rewrites(tmp_path: Path) -> None:
     turns = load_turns(DataSource(kind="file", path=str(_write(tmp_path / "a.jsonl", 3))))
     before = fingerprint_turns(turns)
-    with_roles = turns.assign(history_roles=[["user"] * len(h) for h in turns["history"]])
+    with_roles = turns.copy()
+    with_roles["history_roles"] = pd.Series([["user"] * len(h) for h in turns["history"]])
     assert fingerprint_turns(with_roles) != before  # the model reads roles: a new dataset
     assert fingerprint_turns(turns.assign(rewrite="a self-contained question")) != before
     assert fingerprint_turns(turns.copy()) == before
