@@ -96,7 +96,10 @@ def real_index(
         [f"text-{i}" for i in range(len(texts))], texts, vectors, encoder_name=encoder.name,
         encoder_fingerprint=encoder_fingerprint(encoder), config=config,
     )  # fmt: skip
-    where = f"{len(texts)} real texts ({len(first)} request targets first, then {data_dir})"
+    where = (
+        f"{len(texts)} real texts ({len(set(first))} distinct request targets, then {data_dir}; "
+        "embedding-cached texts first)"
+    )
     if len(texts) < items:
         logger.warning("only %d real texts; %d filler items added", len(texts), items - len(texts))
         where += f" + {items - len(texts)} random filler"

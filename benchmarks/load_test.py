@@ -113,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", default=None, help="a running endpoint (skips starting one)")
     parser.add_argument("--path", default="/retrieve", help="with --url: /retrieve or /invoke")
     parser.add_argument("--max-turns", type=int, default=10, help="with --url: the model's turns")
+    parser.add_argument("--index-dir", type=Path, default=None, help="keep/reuse indexes here")
     parser.add_argument("--no-recall", action="store_true", help="skip the index recall check")
     parser.add_argument(
         "--fresh-queries", action="store_true", help="no query repeats: every one is encoded"
@@ -162,16 +163,9 @@ def serve_rows(
     orders = args.order.split(",") if requests.turns is not None else ["cycled"]
     warmup_s = args.warmup_s if args.warmup_s is not None else min(60.0, args.seconds / 5)
     for size in [int(s) for s in args.items.split(",")]:
-        config = IndexConfig(kind="hnsw")
-        if base is not None:
-            index = pad_index(base, size, config)
-        else:
-            index, where = real_index(requests.targets, args.data_dir, size, config)
-            header.append(f"- index at {size}: {where}")
+        index_dir = _index_dir(args, base, requests, size, workdir=workdir, header=header)
         if not args.no_recall:
-            recalls[size] = served_recall(index, model, requests.bodies)
-        index_dir = index.save(workdir / f"index-{size}")
-        del index
+            recalls[size] = served_recall(RetrievalIndex.load(index_dir), model, requests.bodies)
         for order in orders:
             for count in [int(c) for c in args.clients.split(",")]:
                 plans = plans_for(requests.turns, requests.bodies, order, count)
@@ -184,6 +178,25 @@ def serve_rows(
                         )
                     )  # fmt: skip
     return results, recalls
+
+
+def _index_dir(
+    args: argparse.Namespace, base: RetrievalIndex | None, requests: Requests, size: int,
+    *, workdir: Path, header: list[str],
+) -> Path:  # fmt: skip
+    """The saved index of ``size`` items: padded production, or real texts; with
+    ``--index-dir`` kept there and reused by the next run (a 100k build takes minutes)."""
+    kept: Path | None = None if args.index_dir is None else args.index_dir / f"index-{size}"
+    if kept is not None and kept.is_dir():
+        header.append(f"- index at {size}: reused {kept}")
+        return kept
+    config = IndexConfig(kind="hnsw")
+    if base is not None:
+        index = pad_index(base, size, config)
+    else:
+        index, where = real_index(requests.targets, args.data_dir, size, config)
+        header.append(f"- index at {size}: {where}")
+    return index.save(kept or workdir / f"index-{size}")
 
 
 def main(argv: list[str] | None = None) -> int:
