@@ -11,11 +11,11 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig, PredictorConfig
 from prime_model.devices import check_device
@@ -58,6 +58,30 @@ class EncoderConfig(FrozenConfig):
     allow_download: bool = Field(
         False, description="let a model name be fetched from the Hugging Face Hub"
     )
+    engine: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="'torch' (sentence-transformers: the reference) or 'onnx' (ONNX Runtime on "
+        "CPU, token-budget batches: ~2x faster for batch work on CPU); see encode/engine.py",
+    )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="'int8' (dynamic int8 ONNX graph, only with engine 'onnx'): other vectors, "
+        "so another identity and cache key; judge it by retrieval, never by cosine alone",
+    )
+    max_batch_tokens: int = Field(
+        1024,
+        gt=0,
+        description="ONNX engine: the most padded tokens in one batch (length-sorted batches)",
+    )
+
+    @model_validator(mode="after")
+    def _int8_needs_onnx(self) -> Self:
+        if self.precision == "int8" and self.engine != "onnx":
+            raise ValueError(
+                f"precision 'int8' needs engine 'onnx', got engine {self.engine!r}; "
+                "the torch engine is the fp32 reference"
+            )
+        return self
 
 
 class SentenceTransformerEncoder:
@@ -84,6 +108,12 @@ class SentenceTransformerEncoder:
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (read-only; do not change its settings): for callers that
+        cut texts to N tokens the way this encoder counts them."""
+        return self._model.tokenizer
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:

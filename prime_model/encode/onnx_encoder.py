@@ -1,10 +1,14 @@
-"""The Y-Encoder on ONNX Runtime, for serving: a short text ~3x faster than sentence-transformers.
+"""The Y-Encoder on ONNX Runtime: the engine for batch work and serving (see :mod:`.engine`).
 
 The graph is traced once (:mod:`.onnx_export`) and cached per encoder identity and library
-versions (:mod:`.onnx_cache`). A cached file whose bytes do not match its sidecar, or that ONNX
-Runtime cannot load, or that no longer reproduces the torch encoder, is exported again with a
-warning. Every construction checks parity against the torch encoder on fixed probe texts (min
-cosine :data:`MIN_COSINE`) and raises :class:`OnnxEncoderError` when a fresh export fails it.
+versions (:mod:`.onnx_cache`); the int8 graph is made from it and cached beside it
+(:mod:`.onnx_int8`). A cached file whose bytes do not match its sidecar, or that ONNX Runtime
+cannot load, or that no longer reproduces the torch encoder, is made again with a warning. Every
+construction checks parity against the torch encoder on fixed probe texts (min cosine
+:data:`MIN_COSINE`; int8: :data:`~.onnx_int8.MIN_COSINE_INT8`) and raises
+:class:`OnnxEncoderError` when a fresh graph fails it. Texts are tokenised once per call and run
+in length-sorted batches bounded by padded tokens (:mod:`.buckets`); which session runs a call
+follows the threading policy of :mod:`.sessions`.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from prime_model.encode.buckets import plan_batches, run_batches
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, keep_tails
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.encode.onnx_cache import (
@@ -30,6 +35,13 @@ from prime_model.encode.onnx_cache import (
     write_cached,
 )
 from prime_model.encode.onnx_export import OPSET, OUTPUT_NAME, export_graph, make_session
+from prime_model.encode.onnx_int8 import (
+    MIN_COSINE_INT8,
+    int8_identity,
+    int8_key,
+    quantize_int8,
+)
+from prime_model.encode.sessions import SessionChooser, Threads, wide_and_narrow
 from prime_model.errors import DataValidationError, OnnxEncoderError
 from prime_model.unicode_checks import has_lone_surrogate
 
@@ -41,11 +53,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_THREADS", "MIN_COSINE", "PROBE_BATCHES", "OnnxEncoderError", "OnnxTextEncoder"]
 
 MIN_COSINE: Final = 0.9999
-# 1 intra-op thread: on 2 cores a second one did not lower p50/p99 for batch 1 or 8 (within
-# noise), spinning made it slower, and two concurrent requests then each keep a core
+# 1 intra-op thread by default (the HTTP server's): two concurrent requests then each keep a
+# core; batch work asks for every core through engine.load_encoder, serving may ask "adaptive"
 DEFAULT_THREADS: Final = 1
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
 _REQUIRED_INPUTS: Final = ("input_ids", "attention_mask")
+Precision = Literal["fp32", "int8"]
 
 # a mixed-length batch (padding must not leak into the pooling) and, alone so that it does not
 # pad the others to 256 tokens (4x the work), a text past MiniLM's 256-token cut
@@ -63,8 +76,9 @@ class OnnxTextEncoder:
     """A :class:`~prime_model.encode.encoders.YEncoder` running the exported Y-Encoder on ONNX
     Runtime (CPU), safe to call from several threads.
 
-    ``name``, ``identity`` and ``fingerprint`` are the torch encoder's: the vectors agree to cosine
-    :data:`MIN_COSINE` (checked here), so an embedding cache keyed by them may be shared.
+    fp32: ``name``, ``identity`` and ``fingerprint`` are the torch encoder's: the vectors agree
+    to cosine :data:`MIN_COSINE` (checked here), so an embedding cache keyed by them may be
+    shared. int8: both carry ``|int8``, its vectors being others.
     """
 
     def __init__(
@@ -72,11 +86,17 @@ class OnnxTextEncoder:
         source: EncoderConfig | SentenceTransformerEncoder | None = None,
         *,
         cache_dir: Path | None = None,
-        threads: int = DEFAULT_THREADS,
+        threads: Threads = DEFAULT_THREADS,
         allow_spinning: bool = False,
+        precision: Precision = "fp32",
+        max_batch_tokens: int | None = None,
     ) -> None:
-        if threads < 1:
-            raise OnnxEncoderError(f"threads={threads}; expected at least 1 intra-op thread")
+        try:
+            wide, narrow = wide_and_narrow(threads)
+        except ValueError as exc:
+            raise OnnxEncoderError(str(exc)) from None
+        if precision not in ("fp32", "int8"):
+            raise OnnxEncoderError(f"precision={precision!r}; expected 'fp32' or 'int8'")
         reference = (
             source
             if isinstance(source, SentenceTransformerEncoder)
@@ -85,8 +105,12 @@ class OnnxTextEncoder:
         model = reference._model  # the encoder has no public accessor for it
         self._name, self._dim, self._identity = reference.name, reference.dim, reference.identity
         self._fingerprint = encoder_fingerprint(reference)
+        self.precision: Precision = precision
         self.batch_size = reference.config.batch_size
-        self.threads, self.allow_spinning = threads, allow_spinning
+        self.max_batch_tokens = max_batch_tokens or reference.config.max_batch_tokens
+        if self.max_batch_tokens < 1:
+            raise OnnxEncoderError(f"max_batch_tokens={max_batch_tokens}; expected at least 1")
+        self.threads, self.narrow_threads, self.allow_spinning = wide, narrow, allow_spinning
         self.max_seq_length: int | None = model.max_seq_length
         tokenizer = getattr(model, "tokenizer", None)
         if tokenizer is None or not callable(tokenizer):
@@ -98,11 +122,16 @@ class OnnxTextEncoder:
         self._tokenizer_lock = threading.Lock()  # fast tokenizers: "Already borrowed" otherwise
         self.input_names = self._input_names()
         self.key = cache_key(self._identity, self._fingerprint, self.input_names, OPSET)
-        root = cache_dir if cache_dir is not None else default_onnx_cache_dir()
-        self.directory = cache_folder(root, self._name, self.key)
+        self._root = cache_dir if cache_dir is not None else default_onnx_cache_dir()
+        self.directory = cache_folder(self._root, self._name, self.key)
         self.path = self.directory / ONNX_FILE
         self.exported = False  # whether this construction ran the exporter
-        self._session = self._load_or_export(model, reference)
+        self.quantized = False  # whether it made the int8 graph
+        data, session = self._load_or_export(model, reference)
+        if precision == "int8":
+            data, session = self._load_or_quantize(model, reference, data, session)
+        extra = None if narrow is None else self._make_session(data, narrow)
+        self._sessions: SessionChooser[Any] = SessionChooser(session, extra)
 
     @property
     def name(self) -> str:
@@ -114,16 +143,25 @@ class OnnxTextEncoder:
 
     @property
     def identity(self) -> str:
-        return self._identity
+        """The torch reference's; ``|int8`` added for the int8 graph (other vectors)."""
+        return int8_identity(self._identity) if self.precision == "int8" else self._identity
 
     @property
     def fingerprint(self) -> str | None:
-        """The torch reference's (parity is checked): the weights it was exported from."""
-        return self._fingerprint
+        """The torch reference's (parity is checked): the weights it was exported from;
+        ``|int8`` added for the int8 graph, so an index records which vectors it holds."""
+        if self._fingerprint is None or self.precision == "fp32":
+            return self._fingerprint
+        return int8_identity(self._fingerprint)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer this encoder counts tokens with (read-only; do not change it)."""
+        return self._tokenizer
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Unit float32 vectors, len(texts)×dim; long inputs in length-sorted chunks of
-        ``batch_size`` so one long text does not pad (and slow) a whole large batch."""
+        """Unit float32 vectors, len(texts)×dim: tokenised once, run in length-sorted batches
+        of at most ``batch_size`` texts and ``max_batch_tokens`` padded tokens."""
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         texts = list(texts)
@@ -133,14 +171,8 @@ class OnnxTextEncoder:
                 f"text {bad} holds a lone surrogate (such as \\ud800), which has no UTF-8 form; "
                 "expected valid Unicode text"
             )
-        if len(texts) <= self.batch_size:
-            return self._run(self._session, texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), self._dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            out[chunk] = self._run(self._session, [texts[i] for i in chunk])
-        return out
+        with self._sessions.session() as session:
+            return self._encode_with(session, texts)
 
     # --- tokenising and running -------------------------------------------------------------
 
@@ -149,26 +181,66 @@ class OnnxTextEncoder:
         with self._tokenizer_lock:
             return keep_tails(texts, self._tokenizer, self.max_seq_length)
 
-    def _tokenize(self, texts: list[str]) -> dict[str, npt.NDArray[np.int64]]:
-        """As sentence-transformers does: pad to the longest, cut at ``max_seq_length``."""
+    def _encode_with(self, session: Any, texts: list[str]) -> npt.NDArray[np.float32]:
+        ids = self._token_ids(texts)
+        batches = plan_batches(
+            [len(row["input_ids"]) for row in ids],
+            max_tokens=self.max_batch_tokens,
+            max_texts=self.batch_size,
+        )
+        return run_batches(
+            batches,
+            lambda batch: self._run(session, self._pad([ids[i] for i in batch]), len(batch)),
+            count=len(texts),
+            dim=self._dim,
+        )
+
+    def _token_ids(self, texts: list[str]) -> list[dict[str, list[int]]]:
+        """Every text's token ids, cut at ``max_seq_length`` as sentence-transformers does."""
         with self._tokenizer_lock:
             encoded = self._tokenizer(
                 texts,
-                padding=True,
+                padding=False,
                 truncation="longest_first" if self.max_seq_length is not None else False,
                 max_length=self.max_seq_length,
-                return_tensors="np",
                 verbose=False,
             )
-        return {name: np.asarray(encoded[name], dtype=np.int64) for name in self.input_names}
+        columns = [list(encoded[name]) for name in self.input_names]
+        return [dict(zip(self.input_names, row, strict=True)) for row in zip(*columns, strict=True)]
 
-    def _run(self, session: Any, texts: list[str]) -> npt.NDArray[np.float32]:
-        feeds = self._tokenize(texts)
+    def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, npt.NDArray[np.int64]]:
+        """One batch padded to its longest text, on the tokenizer's side, with its pad ids."""
+        width = max(len(row["input_ids"]) for row in rows)
+        fill = {
+            "input_ids": int(self._tokenizer.pad_token_id or 0),
+            "attention_mask": 0,
+            "token_type_ids": int(getattr(self._tokenizer, "pad_token_type_id", 0) or 0),
+        }
+        left = getattr(self._tokenizer, "padding_side", "right") == "left"
+        feeds = {}
+        for name in self.input_names:
+            array = np.full((len(rows), width), fill[name], dtype=np.int64)
+            for i, row in enumerate(rows):
+                values = row[name]
+                if left:
+                    array[i, width - len(values) :] = values
+                else:
+                    array[i, : len(values)] = values
+            feeds[name] = array
+        return feeds
+
+    def _tokenize(self, texts: list[str]) -> dict[str, npt.NDArray[np.int64]]:
+        """As sentence-transformers does: pad to the longest, cut at ``max_seq_length``."""
+        return self._pad(self._token_ids(texts))
+
+    def _run(
+        self, session: Any, feeds: dict[str, npt.NDArray[np.int64]], count: int
+    ) -> npt.NDArray[np.float32]:
         try:
             outputs = session.run([OUTPUT_NAME], feeds)
         except Exception as exc:  # onnxruntime raises its own untyped exceptions
             raise OnnxEncoderError(
-                f"ONNX Runtime failed to encode {len(texts)} texts with {self.path}: {exc}"
+                f"ONNX Runtime failed to encode {count} texts with {self.path}: {exc}"
             ) from None
         vectors = np.asarray(outputs[0], dtype=np.float32)
         # the torch encoder normalises after the model; a model without a Normalize module
@@ -191,41 +263,78 @@ class OnnxTextEncoder:
         with self._tokenizer_lock:
             return list(self._tokenizer(["probe"], verbose=False).keys())
 
-    # --- the cached file, or a fresh export -------------------------------------------------
+    # --- the cached files, or a fresh export ------------------------------------------------
 
     def _load_or_export(
         self, model: SentenceTransformer, reference: SentenceTransformerEncoder
-    ) -> Any:
-        """A session on the cached graph when it still reproduces ``reference``; else export."""
-        cached = read_cached(self.directory, self.key, self.input_names)
+    ) -> tuple[bytes, Any]:
+        """The fp32 graph and a session on it, cached when it still reproduces ``reference``."""
+        cached = self._verified(self.directory, self.key, reference, MIN_COSINE)
         if cached is not None:
-            try:
-                session = self._make_session(cached)
-            except OnnxEncoderError as exc:
-                logger.warning("cached %s; exporting it again", exc)
-            else:
-                problem = self._parity_problem(session, reference)
-                if problem is None:
-                    logger.info("ONNX Y-Encoder %s: loaded %s", self._name, self.path)
-                    return session
-                logger.warning(
-                    "cached ONNX Y-Encoder %s no longer matches the torch encoder (%s); "
-                    "exporting it again",
-                    self.path,
-                    problem,
-                )
+            return cached
         data = self._export(model)
         session = self._make_session(data)
-        problem = self._parity_problem(session, reference)
+        problem = self._parity_problem(session, reference, MIN_COSINE)
         if problem is not None:
             raise OnnxEncoderError(
                 f"the ONNX export of Y-Encoder {self._name!r} does not reproduce "
                 f"sentence-transformers: {problem}; nothing was cached"
             )
         write_cached(self.directory, data, self.key, self.input_names, self._dim)
-        return session
+        return data, session
 
-    # --- export, sessions, parity -----------------------------------------------------------
+    def _load_or_quantize(
+        self,
+        model: SentenceTransformer,
+        reference: SentenceTransformerEncoder,
+        fp32: bytes,
+        fp32_session: Any,
+    ) -> tuple[bytes, Any]:
+        """The int8 graph made from the verified fp32 one, cached beside it."""
+        key = int8_key(cache_key(self.identity, self._fingerprint, self.input_names, OPSET))
+        directory = cache_folder(self._root, self._name, key)
+        self.key, self.directory, self.path = key, directory, directory / ONNX_FILE
+        cached = self._verified(directory, key, reference, MIN_COSINE_INT8)
+        if cached is not None:
+            return cached
+        data = quantize_int8(fp32, self._name)
+        self.quantized = True
+        session = self._make_session(data)
+        problem = self._parity_problem(session, reference, MIN_COSINE_INT8)
+        if problem is not None:
+            raise OnnxEncoderError(
+                f"the int8 ONNX graph of Y-Encoder {self._name!r} is too far from "
+                f"sentence-transformers: {problem}; nothing was cached"
+            )
+        write_cached(directory, data, key, self.input_names, self._dim)
+        return data, session
+
+    def _verified(
+        self,
+        directory: Path,
+        key: dict[str, str],
+        reference: SentenceTransformerEncoder,
+        floor: float,
+    ) -> tuple[bytes, Any] | None:
+        """The cached graph and a session on it, if it loads and holds ``floor``; else None."""
+        data = read_cached(directory, key, self.input_names)
+        if data is None:
+            return None
+        try:
+            session = self._make_session(data)
+        except OnnxEncoderError as exc:
+            logger.warning("cached %s; making it again", exc)
+            return None
+        problem = self._parity_problem(session, reference, floor)
+        if problem is None:
+            logger.info("ONNX Y-Encoder %s: loaded %s", self._name, directory / ONNX_FILE)
+            return data, session
+        logger.warning(
+            "cached ONNX Y-Encoder %s no longer matches the torch encoder (%s); making it again",
+            directory / ONNX_FILE,
+            problem,
+        )
+        return None
 
     def _export(self, model: SentenceTransformer) -> bytes:
         """Trace the graph (~10 s); a method so tests can stand in for the tracer."""
@@ -234,17 +343,24 @@ class OnnxTextEncoder:
         self.exported = True
         return data
 
-    def _make_session(self, data: bytes) -> Any:
+    def _make_session(self, data: bytes, threads: int | None = None) -> Any:
         return make_session(
-            data, threads=self.threads, allow_spinning=self.allow_spinning, path=self.path
+            data,
+            threads=threads or self.threads,
+            allow_spinning=self.allow_spinning,
+            path=self.path,
         )
 
-    def _parity_problem(self, session: Any, reference: SentenceTransformerEncoder) -> str | None:
+    def _parity_problem(
+        self, session: Any, reference: SentenceTransformerEncoder, floor: float = MIN_COSINE
+    ) -> str | None:
         """What differs between ONNX Runtime and torch on the probe texts; None: nothing."""
         probes = [text for batch in PROBE_BATCHES for text in batch]
         expected = np.concatenate([reference.encode(list(batch)) for batch in PROBE_BATCHES])
         try:
-            got = np.concatenate([self._run(session, list(batch)) for batch in PROBE_BATCHES])
+            got = np.concatenate(
+                [self._encode_with(session, list(batch)) for batch in PROBE_BATCHES]
+            )
         except OnnxEncoderError as exc:
             return str(exc)
         if got.shape != expected.shape:
@@ -253,9 +369,9 @@ class OnnxTextEncoder:
             np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-12
         )
         worst = int(np.argmin(cosine))
-        if not np.isfinite(cosine).all() or cosine[worst] < MIN_COSINE:
+        if not np.isfinite(cosine).all() or cosine[worst] < floor:
             return (
                 f"min cosine {float(cosine[worst]):.6f} on probe {probes[worst][:40]!r} "
-                f"(required {MIN_COSINE})"
+                f"(required {floor})"
             )
         return None

@@ -72,7 +72,7 @@ def _quiet_export() -> Iterator[None]:
         yield
 
 
-def _untyped_reason(exc: Exception) -> str:
+def untyped_reason(exc: Exception) -> str:
     """The first line of an exception from a library whose errors are many and untyped."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -110,7 +110,7 @@ def export_graph(
             )
     except Exception as exc:  # the exporter's errors are many and untyped
         raise OnnxEncoderError(
-            f"torch.onnx.export cannot trace Y-Encoder {name!r} ({_untyped_reason(exc)}); "
+            f"torch.onnx.export cannot trace Y-Encoder {name!r} ({untyped_reason(exc)}); "
             "expected a sentence-transformers model whose modules torch.export supports. Serve "
             "it with SentenceTransformerEncoder instead: pooling is not re-implemented by hand"
         ) from None
@@ -143,7 +143,7 @@ def make_session(data: bytes, *, threads: int, allow_spinning: bool, path: Path)
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         raise OnnxEncoderError(
             f"ONNX Y-Encoder {path} cannot be loaded by ONNX Runtime {ort.__version__} "
-            f"({_untyped_reason(exc)}); expected a graph its CPU execution provider runs"
+            f"({untyped_reason(exc)}); expected a graph its CPU execution provider runs"
         ) from None
 
 
