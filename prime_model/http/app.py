@@ -1,12 +1,15 @@
 """``prime serve``: the retriever as a small ASGI app (FastAPI), one process, no per-request
 bookkeeping.
 
-``POST /retrieve`` takes ``{"history": [...], "query": "...", "top_k": 10}``; ``GET /health`` and
-``GET /info`` say whether and what it serves. Errors are JSON ``{"error": type, "message": ...}``:
-400 for a body that is not a JSON object, 413 for one over the size limit, 422 for bad fields,
-500 (still typed, no traceback) only for a failure after the request was accepted. An error
-body is bounded (:data:`MAX_ERROR_CHARS`) whatever the request held. The work runs on a small
-thread pool sized to the cores, so concurrent requests overlap without oversubscribing.
+``POST /retrieve`` takes ``{"history": [...], "query": "...", "top_k": 10}`` (or, instead of the
+history, a ``conversation_id`` whose turns were registered with ``POST
+/conversations/{conversation_id}/turns``); ``GET /health`` and ``GET /info`` say whether and what
+it serves. Errors are JSON ``{"error": type, "message": ...}``: 400 for a body that is not JSON
+(an object), 404 for a conversation the server does not hold, 413 for one over the size limit,
+422 for bad fields, 500 (still typed, no traceback) only for a failure after the request was
+accepted. An error body is bounded (:data:`MAX_ERROR_CHARS`) whatever the request held. The work
+runs on a small thread pool sized to the cores, so concurrent requests overlap without
+oversubscribing.
 No redirects: Starlette's trailing-slash redirect would send a client, and its conversation, to
 whatever ``Host`` the request named (docs/threat-model.md).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
@@ -32,12 +36,26 @@ from prime_model.errors import (
     RequestError,
     RequestTooLargeError,
 )
-from prime_model.http.request import MAX_BODY_BYTES, RetrievalRequest, parse_request
+from prime_model.http.conversations import (
+    TURN_EXAMPLE,
+    UnknownConversationError,
+    check_conversation_id,
+    parse_turns,
+)
+from prime_model.http.request import (
+    MAX_BODY_BYTES,
+    MAX_TEXT_CHARS,
+    RetrievalRequest,
+    parse_json_body,
+    parse_request,
+)
 from prime_model.http.service import Retriever
 
 logger = logging.getLogger(__name__)
 
 RETRIEVE_PATH: Final = "/retrieve"
+TURNS_PATH: Final = "/conversations/{conversation_id}/turns"
+TURNS_EXPECTED: Final = f"{TURN_EXAMPLE} or a list of such objects"
 MAX_ERROR_CHARS: Final = 2_000
 """Longest error message sent back: 40,000 unknown keys must not echo a 2 MB body."""
 CLIENT_GONE: Final = 499  # nginx's "client closed request": nobody reads it
@@ -58,6 +76,8 @@ def error_status(error: PrimeError) -> int:
         return CLIENT_GONE
     if isinstance(error, RequestTooLargeError):
         return 413
+    if isinstance(error, UnknownConversationError):
+        return 404
     if isinstance(error, MalformedRequestError):
         return 400
     if isinstance(error, RequestError):
@@ -104,9 +124,35 @@ async def answer_request(
     """One ``POST /retrieve``: parse, answer on the thread pool, map our errors to statuses.
 
     Shared by ``prime serve`` and the ZenML deployment's ``/retrieve`` endpoint."""
-    try:
+
+    async def work() -> dict[str, Any]:
         parsed = parse_request(await read_body(request))
         answer = await anyio.to_thread.run_sync(retriever.answer, parsed, limiter=limiter)
+        return answer.to_json()
+
+    return await _json_answer(work)
+
+
+async def register_turns(
+    request: Request, conversation_id: str, retriever: Retriever, limiter: anyio.CapacityLimiter
+) -> JSONResponse:
+    """One ``POST /conversations/{id}/turns``: parse, then encode and store the turns."""
+
+    async def work() -> dict[str, Any]:
+        check_conversation_id(conversation_id)
+        body = await read_body(request)
+        turns = parse_turns(parse_json_body(body, TURNS_EXPECTED), MAX_TEXT_CHARS)
+        return await anyio.to_thread.run_sync(
+            retriever.register, conversation_id, turns, limiter=limiter
+        )
+
+    return await _json_answer(work)
+
+
+async def _json_answer(work: Callable[[], Awaitable[dict[str, Any]]]) -> JSONResponse:
+    """``work``'s answer as JSON; our errors as their status, anything else a bare 500."""
+    try:
+        answer = await work()
     except PrimeError as exc:
         status = error_status(exc)
         if status >= 500:
@@ -117,7 +163,7 @@ async def answer_request(
         return JSONResponse(
             {"error": "InternalError", "message": "the request failed inside the server"}, 500
         )
-    return JSONResponse(answer.to_json())
+    return JSONResponse(answer)
 
 
 def create_app(retriever: Retriever, *, workers: int | None = None) -> FastAPI:
@@ -133,13 +179,17 @@ def create_app(retriever: Retriever, *, workers: int | None = None) -> FastAPI:
     async def retrieve(request: Request) -> JSONResponse:
         return await answer_request(request, retriever, limiter)
 
+    @app.post(TURNS_PATH, openapi_extra=_TURNS_BODY)
+    async def turns(request: Request, conversation_id: str) -> JSONResponse:
+        return await register_turns(request, conversation_id, retriever, limiter)
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
-        return retriever.info()
+        return {**retriever.info(), **retriever.serving_info()}
 
     return app
 
@@ -152,6 +202,21 @@ _REQUEST_BODY: Final = {
 }
 """The body ``POST /retrieve`` reads by hand (bounded), documented for clients and for the
 schema-driven tests."""
+_TURN: Final = {
+    "type": "object",
+    "properties": {"role": {"enum": ["user", "system"]}, "text": {"type": "string"}},
+    "required": ["role", "text"],
+    "additionalProperties": False,
+}
+_TURNS_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"anyOf": [_TURN, {"type": "array", "items": _TURN}]}}
+        },
+    }
+}
+"""``POST /conversations/{id}/turns``: one turn or a list of them."""
 
 
 def listen(host: str, port: int) -> socket.socket:

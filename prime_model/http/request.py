@@ -16,12 +16,14 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from prime_model.config import describe_validation_error
 from prime_model.data.schema import ROLES, role_ids
 from prime_model.errors import MalformedRequestError, RequestError, RequestTooLargeError
+from prime_model.http.conversations import ID_PATTERN, check_conversation_id
 from prime_model.parsing import parse_json
 from prime_model.text import is_blank, shown
 from prime_model.unicode_checks import has_lone_surrogate
@@ -69,11 +71,29 @@ class RetrievalRequest(BaseModel):
     )
     query: StrictStr = Field(description="the user's current, possibly ambiguous, question")
     top_k: StrictInt = Field(10, ge=1, le=MAX_TOP_K, description="how many items to return")
+    conversation_id: StrictStr | None = Field(
+        None,
+        description="instead of history: a conversation whose turns were registered with "
+        "POST /conversations/{conversation_id}/turns (the query becomes its next user turn)",
+        json_schema_extra={"pattern": ID_PATTERN.pattern},
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _split_turn_objects(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("conversation_id") is not None:
+            given = [key for key in ("history", "history_roles") if key in data]
+            if given:
+                raise ValueError(
+                    f"conversation_id and {' and '.join(given)} are both given; expected either "
+                    "a conversation_id (its registered turns are the history) or a history"
+                )
         return split_turn_objects(data)
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _usable_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_conversation_id(value)
 
     @model_validator(mode="after")
     def _one_role_per_turn(self) -> Self:
@@ -123,6 +143,17 @@ def split_turn_objects(data: Any) -> Any:
 
 def parse_request_json(body: bytes | str) -> Mapping[str, Any]:
     """The body as a JSON object: bounded, UTF-8, strict JSON (no duplicate keys, no NaN)."""
+    value = parse_json_body(body, f"a JSON object such as {EXAMPLE}")
+    if not isinstance(value, dict):
+        raise MalformedRequestError(
+            f"request body is a JSON {type(value).__name__}; expected a JSON object such as "
+            f"{EXAMPLE}"
+        )
+    return value
+
+
+def parse_json_body(body: bytes | str, expected: str) -> Any:
+    """The body as any JSON value: bounded, UTF-8, strict JSON; errors say ``expected``."""
     size = len(body.encode("utf-8") if isinstance(body, str) else body)
     if size > MAX_BODY_BYTES:
         raise RequestTooLargeError(
@@ -132,18 +163,9 @@ def parse_request_json(body: bytes | str) -> Mapping[str, Any]:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
     except UnicodeDecodeError as exc:
         raise MalformedRequestError(
-            f"request body is not UTF-8 ({exc.reason} at byte {exc.start}); expected a JSON "
-            f"object such as {EXAMPLE}"
+            f"request body is not UTF-8 ({exc.reason} at byte {exc.start}); expected {expected}"
         ) from None
-    value = parse_json(
-        text, "request body", MalformedRequestError, expected=f"a JSON object such as {EXAMPLE}"
-    )
-    if not isinstance(value, dict):
-        raise MalformedRequestError(
-            f"request body is a JSON {type(value).__name__}; expected a JSON object such as "
-            f"{EXAMPLE}"
-        )
-    return value
+    return parse_json(text, "request body", MalformedRequestError, expected=expected)
 
 
 def parse_request(body: bytes | str | Mapping[str, Any]) -> RetrievalRequest:
@@ -192,6 +214,11 @@ def parse_invoke_body(body: bytes) -> RetrievalRequest:
         raise RequestError(
             f'parameters is {shown(parameters)}; expected an object such as {{"parameters": '
             f"{EXAMPLE}}}"
+        )
+    if parameters.get("conversation_id") is not None:
+        raise RequestError(
+            "conversation_id is for POST /retrieve (the server's conversation store); a "
+            "pipeline run reads no store: expected the history in the parameters"
         )
     return parse_request(
         {k: v for k, v in parameters.items() if k in RetrievalRequest.model_fields}

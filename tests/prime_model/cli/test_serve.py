@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from prime_model import EmbeddingPredictor, PredictorConfig
-from prime_model.cli.main import main
+from prime_model.cli.main import build_parser, main
+from prime_model.cli.serve import serving_config
 from prime_model.export.export import export_verified
 from prime_model.http import app
+from prime_model.http.batching import MicroBatchingEncoder
 from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever
+from prime_model.http.serving_config import ServingConfig
 from prime_model.retrieve.index import RetrievalIndex
 from tests.prime_model.cli.test_inference import SMALL
 
@@ -57,9 +60,13 @@ def test_serve_builds_the_retriever_from_the_files(
     monkeypatch.setattr(app, "serve", lambda r, host, port: served.append((r, host, port)))
     model, index = files
     argv = ["serve", "--quiet", "--model", str(model), "--index", str(index), "--port", "9123"]
-    assert main(argv) == 0
+    caps = ["--history-max-tokens", "64", "--conversation-ttl", "90", "--max-conversations", "5"]
+    assert main([*argv, *caps]) == 0
     retriever, host, port = served[0]
     assert (host, port, retriever.predictor.backend) == ("127.0.0.1", 9123, "onnx")
+    assert retriever.caps.info() == {"history_max_tokens": 64, "concat_max_tokens": None}
+    assert (retriever.conversations.ttl_s, retriever.conversations.max_conversations) == (90, 5)
+    assert isinstance(retriever.encoder.inner, MicroBatchingEncoder)  # type: ignore[attr-defined]
     assert retriever.model_version.startswith("weights:")
     answer = retriever.answer(
         RetrievalRequest(history=["Who founded Vulith Works?"], query="Where?")
@@ -87,6 +94,33 @@ def test_serve_needs_exactly_one_index_and_a_real_port(capsys: Capture) -> None:
     assert "one of the arguments --index --pgvector is required" in capsys.readouterr().err
     assert main(["serve", "--model", "m.onnx", "--index", ".", "--port", "70000"]) == 2
     assert "expected a TCP port in 1..65535" in capsys.readouterr().err
+
+
+def test_serving_flags_become_the_serving_config() -> None:
+    parser = build_parser()
+    base = ["serve", "--model", "m.onnx", "--index", "."]
+    assert serving_config(parser.parse_args(base)) == ServingConfig()
+    args = parser.parse_args(
+        [*base, "--concat-max-tokens", "128", "--precision", "int8", "--no-micro-batching"]
+    )
+    assert serving_config(args) == ServingConfig(
+        concat_max_tokens=128, precision="int8", micro_batching=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--history-max-tokens", "0"], "expected a whole number >= 1, got '0'"),
+        (["--concat-max-tokens", "x"], "expected a whole number >= 1"),
+        (["--conversation-ttl", "-5"], "expected a number of seconds > 0, got '-5'"),
+        (["--conversation-ttl", "nan"], "expected a number of seconds > 0"),
+        (["--precision", "int4"], "invalid choice: 'int4'"),
+    ],
+)
+def test_bad_serving_flags_exit_2(flags: list[str], message: str, capsys: Capture) -> None:
+    assert main(["serve", "--model", "m.onnx", "--index", ".", *flags]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_index_errors_exit_2(tmp_path: Path, capsys: Capture) -> None:

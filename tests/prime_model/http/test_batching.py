@@ -42,7 +42,9 @@ def in_threads(
 ) -> list[npt.NDArray[np.float32] | BaseException]:
     """``first`` starts an inner call that blocks; ``later`` callers queue behind it; then the
     gate opens. Each caller's rows or error, in order."""
-    results: list[npt.NDArray[np.float32] | BaseException] = [np.zeros(0)] * (1 + len(later))
+    results: list[npt.NDArray[np.float32] | BaseException] = [np.zeros(0, np.float32)] * (
+        1 + len(later)
+    )
 
     def call(i: int, texts: list[str]) -> Callable[[], None]:
         def run() -> None:

@@ -4,12 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from prime_model.encode import engine
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.errors import OnnxEncoderError, RequestError, RetrievalError
 from prime_model.http import service
+from prime_model.http.batching import MicroBatchingEncoder
 from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever
+from prime_model.http.serving_config import ServingConfig
 from prime_model.model import EmbeddingPredictor
 from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import CountingEncoder
@@ -90,8 +93,11 @@ def test_serving_encoder_falls_back_to_torch_when_onnx_export_fails(
     def refuse(*args: object, **kwargs: object) -> None:
         raise OnnxEncoderError("cannot export this model")
 
-    monkeypatch.setattr(service, "OnnxTextEncoder", refuse)
+    monkeypatch.setattr(engine, "OnnxTextEncoder", refuse)
     encoder = service.serving_encoder(EncoderConfig())
-    assert isinstance(encoder.inner, SentenceTransformerEncoder)
-    assert "serving the Y-Encoder with torch: cannot export this model" in caplog.text
+    assert isinstance(encoder.inner, MicroBatchingEncoder)  # cache -> batcher -> torch
+    assert isinstance(encoder.inner.inner, SentenceTransformerEncoder)
+    assert "on torch instead of ONNX: cannot export this model" in caplog.text
     assert encoder.encode(["hello"]).shape == (1, 384)
+    plain = service.serving_encoder(EncoderConfig(), ServingConfig(micro_batching=False))
+    assert isinstance(plain.inner, SentenceTransformerEncoder)
