@@ -11,10 +11,16 @@ from typing import Final
 
 from zenml.client import Client
 from zenml.enums import ModelStages
-from zenml.models import ArtifactVersionResponse, ModelVersionResponse, PipelineRunResponse
+from zenml.models import (
+    ArtifactVersionResponse,
+    ModelVersionResponse,
+    PipelineRunResponse,
+    StepRunResponse,
+)
 
 from prime_model.artifacts import MODEL_NAME, PREDICTOR_CHECKPOINT
 from prime_model.checkpoint import PredictorCheckpoint
+from prime_model.data.source import DataSource
 from prime_model.encode.encoders import EncoderConfig
 from prime_model.errors import NoProductionModelError
 from prime_model.evaluate.evaluation_set import EvaluationSet, evaluation_set_of
@@ -112,7 +118,14 @@ def training_data(version: ModelVersionResponse) -> TrainingData:
         turns=split.regular_inputs["turns"][0],
         train_turns=split.outputs["train_turns"][0],
         encoded_train=run.steps["encode_turns"].outputs["encoded_train"][0],
+        data=split_data(split),
     )
+
+
+def split_data(split: StepRunResponse) -> DataSource | None:
+    """The sources a ``split_turns`` run split per source (``kind: files``); None: one table."""
+    data = split.config.parameters.get("data")
+    return None if data is None else DataSource.model_validate(data)
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,7 @@ class TrainingData:
     turns: ArtifactVersionResponse  # every turn the model learned from, before the split
     train_turns: ArtifactVersionResponse
     encoded_train: ArtifactVersionResponse
+    data: DataSource | None = None  # kind: files: the sources it was split by, per source
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from prime_model.encode.encoders import EncoderConfig
 from prime_model.evaluate.promotion import GateConfig
 from prime_model.export.serving_models import ExportConfig
 from prime_model.monitor.drift import DriftConfig
-from prime_model.monitor.retraining import RetrainingConfig, RetrainingDecision
+from prime_model.monitor.retraining import RetrainingConfig, RetrainingDecision, retraining_data
 from prime_model.retrieve.corpus import CorpusSource
 from prime_model.retrieve.index import IndexConfig
 from steps import (
@@ -79,7 +79,7 @@ def retraining_pipeline(  # noqa: PLR0917 - the YAML passes every parameter by n
         predictor,
         training,
         gate,
-        Splits(val_fraction, test_fraction, split_seed),
+        Splits(val_fraction, test_fraction, split_seed, retraining_data(reference.data, data)),
         benchmark or BenchmarkConfig(),
         export or ExportConfig(),
         Indexing(corpus, index),

@@ -22,7 +22,7 @@ from prime_model.data.readers import read_turns
 from prime_model.data.schema import SOURCE_COLUMN, truncate_histories
 from prime_model.data.split import SPLITS, TurnSplits, split_by_conversation
 from prime_model.encode.texts import joined_texts
-from prime_model.errors import ConfigError, EmptySplitError
+from prime_model.errors import ConfigError, DataValidationError, EmptySplitError
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ def split_sources(
     most recent history entries, as the model reads them) is longer: long histories are the
     costliest texts to encode on a CPU. Validation and test stay whole.
     """
+    check_every_row_listed(turns, sources)
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in SPLITS}
     for source in sources:
         own = turns[turns[SOURCE_COLUMN] == source.label].reset_index(drop=True)
@@ -124,6 +125,22 @@ def split_sources(
             "give a source a weight above 0, or raise max_train_chars"
         )
     return TurnSplits(train=train, val=val, test=test)
+
+
+def check_every_row_listed(turns: pd.DataFrame, sources: Sequence[FileSource]) -> None:
+    """A row whose source is not listed would silently fall out of every split: refuse it."""
+    if SOURCE_COLUMN not in turns.columns:
+        raise DataValidationError(
+            f"cannot split by source: the turns have no {SOURCE_COLUMN!r} column; expected the "
+            "table read from the listed sources"
+        )
+    listed = {source.label for source in sources}
+    unlisted = sorted({str(v) for v in turns[SOURCE_COLUMN].unique()} - listed)
+    if unlisted:
+        raise DataValidationError(
+            f"turns from source(s) {unlisted} are not among the listed sources {sorted(listed)}; "
+            "expected every row's source to be listed (with its fractions and weight)"
+        )
 
 
 def share_of_conversations(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from prime_model.config import FrozenConfig
-from prime_model.data.schema import COLUMNS
+from prime_model.data.schema import COLUMNS, EXTRA_COLUMNS, SOURCE_COLUMN
+from prime_model.data.source import DataSource
+from prime_model.data.sources import FileSource
 from prime_model.monitor.drift import DriftResult
+
+NEW_SOURCE: Final = "new"  # the source name of new turns that come from one file or the sample
 
 
 class RetrainingConfig(FrozenConfig):
@@ -55,7 +61,31 @@ def combine_turns(reference: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """Reference turns plus new turns; a conversation present in both is taken from the new data.
 
     New data is the fresher copy of a conversation, and keeping both would duplicate
-    ``(conversation_id, turn)`` keys, which validation rejects.
+    ``(conversation_id, turn)`` keys, which validation rejects. Roles, sources and rewrites are
+    kept (a model that reads roles must not retrain without them); when the reference was read
+    from several sources, new turns without a source are tagged :data:`NEW_SOURCE`.
     """
     kept = reference[~reference["conversation_id"].isin(set(new["conversation_id"]))]
-    return pd.concat([kept[list(COLUMNS)], new[list(COLUMNS)]], ignore_index=True)
+    if SOURCE_COLUMN in reference.columns and SOURCE_COLUMN not in new.columns:
+        new = new.assign(**{SOURCE_COLUMN: NEW_SOURCE})
+    extra = [c for c in EXTRA_COLUMNS if c in kept.columns or c in new.columns]
+    columns = [*COLUMNS, *extra]
+    return pd.concat(
+        [kept.reindex(columns=columns), new.reindex(columns=columns)], ignore_index=True
+    )
+
+
+def retraining_data(reference: DataSource | None, new: DataSource) -> DataSource | None:
+    """How to split the combined turns: per source, as production was, when it was read from
+    several files (a validation-only source, weight 0, must stay out of training); None: as one
+    table. New turns come under their own sources, or :data:`NEW_SOURCE` with the run's
+    fractions; a source in both takes the new data's settings."""
+    if reference is None or reference.kind != "files":
+        return None
+    if new.kind == "files":
+        fresh = list(new.sources)
+    else:
+        fresh = [FileSource(path=new.path or new.kind, format=new.format, name=NEW_SOURCE)]
+    labels = {source.label for source in fresh}
+    sources = [s for s in reference.sources if s.label not in labels] + fresh
+    return reference.model_copy(update={"sources": tuple(sources)})

@@ -10,6 +10,7 @@ from zenml import pipeline
 from zenml.enums import ExecutionStatus
 from zenml.models import PipelineRunResponse
 
+from pipelines.registry import split_data
 from prime_model.data.source import DataSource
 from prime_model.data.validation import ValidationConfig
 from steps import load_turns, split_turns, validate_turns
@@ -51,3 +52,27 @@ def test_unchanged_content_is_cached_and_a_change_reruns(tmp_path: Path) -> None
     )
     changed = _statuses(data_steps(data))
     assert set(changed.values()) == {ExecutionStatus.COMPLETED}
+
+
+@pipeline
+def split_by_source(data: DataSource) -> None:
+    turns = load_turns.with_options(enable_cache=False)(data)
+    split_turns(turns, 0.2, 0.2, 0, data)
+
+
+def test_retraining_reads_the_sources_production_was_split_by(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        shutil.copyfile(EXAMPLE, tmp_path / f"{name}.jsonl")
+    data = DataSource(
+        kind="files",
+        sources=[
+            {"path": str(tmp_path / "a.jsonl"), "name": "a"},
+            {"path": str(tmp_path / "b.jsonl"), "name": "b", "weight": 0.0},
+        ],
+    )
+    run = split_by_source(data)
+    assert run is not None
+    recorded = split_data(run.steps["split_turns"])
+    assert recorded == data  # what retraining_data(recorded, new) extends with the new turns
+    train = run.steps["split_turns"].outputs["train_turns"][0].load()
+    assert set(train["source"]) == {"a"}  # weight 0: never trained on

@@ -154,3 +154,13 @@ def test_the_fingerprint_follows_roles_and_rewrites(tmp_path: Path) -> None:
     assert fingerprint_turns(with_roles) != before  # the model reads roles: a new dataset
     assert fingerprint_turns(turns.assign(rewrite="a self-contained question")) != before
     assert fingerprint_turns(turns.copy()) == before
+
+
+def test_rows_of_an_unlisted_source_are_refused_not_dropped(
+    two: tuple[FileSource, ...],
+) -> None:
+    turns = read_sources(two)
+    with pytest.raises(DataValidationError, match=r"source\(s\) \['beta'\] are not among"):
+        split_sources(turns, two[:1], 0.2, 0.2, seed=0)
+    with pytest.raises(DataValidationError, match="no 'source' column"):
+        split_sources(turns.drop(columns=[SOURCE_COLUMN]), two, 0.2, 0.2, seed=0)
