@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from benchmarks.load_requests import Step
+from benchmarks.load_requests import PASS_MARK, Step
 
 FIRST: Final = "first"
 WARM: Final = "warm"
@@ -65,9 +65,10 @@ def _client(
             out.seconds[FIRST], started, phase = now - started, now, WARM
         for call in steps[i % len(steps)]:
             samples = out.at(phase, call.kind)
+            path, body = _for_pass(call.path, call.body, i // len(steps))
             start = time.perf_counter()
             try:
-                connection.request("POST", url.path.rstrip("/") + call.path, call.body, _HEADERS)
+                connection.request("POST", url.path.rstrip("/") + path, body, _HEADERS)
                 response = connection.getresponse()
                 payload = response.read()
             except (OSError, http.client.HTTPException) as exc:
@@ -83,6 +84,14 @@ def _client(
         i += 1
     out.seconds[phase] = time.perf_counter() - started
     connection.close()
+
+
+def _for_pass(path: str, body: bytes, cycle: int) -> tuple[str, bytes]:
+    """A conversation API call's ids made unique per pass: a new cycle is a new conversation."""
+    if PASS_MARK not in path and PASS_MARK.encode() not in body:
+        return path, body
+    mark = f".p{cycle}"
+    return path.replace(PASS_MARK, mark), body.replace(PASS_MARK.encode(), mark.encode())
 
 
 def run_clients(url: str, plans: Sequence[Sequence[Step]], seconds: float) -> list[ClientRun]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ REQUEST_SEED: Final = 11  # training uses seed 0: these conversations are new to
 SHUFFLE_SEED: Final = 13
 ORDERS: Final = ("conversation", "shuffled")
 RETRIEVE_PATH: Final = "/retrieve"
+PASS_MARK: Final = "~PASS~"  # noqa: S105 - a placeholder, not a secret
+"""In a conversation id: replaced by ``.p<pass>`` when sent (never a valid id character)."""
+APIS: Final = ("retrieve", "conversation")
 DEFAULT_TARGETS: Final = {"doc2dial": "passage", "canard": "answer", "topiocqa": "answer"}
 """What each public set's turns retrieve; only the index's extra texts depend on it."""
 
@@ -41,6 +45,11 @@ class TurnRequest:
     history: tuple[str, ...]
     roles: tuple[str | None, ...] | None
     query: str
+    new_turns: tuple[tuple[str, str | None], ...] = ()
+    """(text, role) said since the conversation's previous turn: what an assistant registers
+    with a conversation API; the whole (cut) history when ``continues`` is False."""
+    continues: bool = False
+    """Whether this turn's history is the previous turn's history + its query + ``new_turns``."""
 
 
 @dataclass(frozen=True)
@@ -84,18 +93,46 @@ def frame_turns(frame: pd.DataFrame, max_turns: int) -> list[TurnRequest]:
     """Every row as a request, grouped by conversation (first appearance) and in turn order;
     histories keep their ``max_turns`` most recent entries, roles cut alike when present."""
     cut = truncate_histories(frame, max_turns)
-    roles = cut[ROLE_COLUMN] if ROLE_COLUMN in cut.columns else [None] * len(cut)
-    first_seen = {c: i for i, c in enumerate(dict.fromkeys(cut["conversation_id"]))}
-    rows = sorted(
-        zip(cut["conversation_id"], cut["turn"], cut["history"], roles, cut["query"], strict=True),
-        key=lambda row: (first_seen[row[0]], row[1]),
+    cids = [str(c) for c in cut["conversation_id"]]
+    numbers = [int(t) for t in cut["turn"]]
+    full: list[list[str]] = [list(h) for h in frame["history"]]
+    cut_history: list[tuple[str, ...]] = [tuple(h) for h in cut["history"]]
+    queries = [str(q) for q in cut["query"]]
+    has_roles = ROLE_COLUMN in cut.columns
+    all_roles: list[list[str | None] | None] = (
+        [None if r is None else list(r) for r in frame[ROLE_COLUMN]]
+        if has_roles
+        else [None] * len(cut)
     )
-    return [
-        TurnRequest(
-            str(cid), int(turn), tuple(history), None if who is None else tuple(who), str(query)
+    first_seen = {c: i for i, c in enumerate(dict.fromkeys(cids))}
+    out: list[TurnRequest] = []
+    previous: tuple[str, list[str], str] | None = None  # conversation, full history, query
+    for i in sorted(range(len(cids)), key=lambda i: (first_seen[cids[i]], numbers[i])):
+        who = all_roles[i]
+        kept = cut_history[i]
+        every: list[str | None] = [None] * len(full[i]) if who is None else who
+        start = _continues(previous, cids[i], full[i])
+        said = list(zip(full[i], every, strict=True))
+        new = said[start:] if start is not None else (said[-len(kept) :] if kept else [])
+        roles = None if who is None else tuple(who[len(who) - len(kept) :])
+        out.append(
+            TurnRequest(cids[i], numbers[i], kept, roles, queries[i], tuple(new), start is not None)
         )
-        for cid, turn, history, who, query in rows
-    ]
+        previous = (cids[i], full[i], queries[i])
+    return out
+
+
+def _continues(
+    previous: tuple[str, list[str], str] | None, cid: str, full: list[str]
+) -> int | None:
+    """Where the new part of ``full`` starts, if it extends the previous turn of ``cid``."""
+    if previous is None or previous[0] != cid:
+        return None
+    before, query = previous[1], previous[2]
+    n = len(before)
+    if full[:n] == before and len(full) > n and full[n] == query:
+        return n + 1
+    return None
 
 
 # ------------------------------------------------------------------------------------- bodies
@@ -170,6 +207,49 @@ def client_orders(
 def retrieve_steps(turns: Sequence[TurnRequest], path: str = RETRIEVE_PATH) -> list[Step]:
     """One ``/retrieve`` call per turn: the whole (cut) history travels with each request."""
     return [(Call("retrieve", path, retrieve_body(turn)),) for turn in turns]
+
+
+def conversation_steps(turns: Sequence[TurnRequest], top_k: int = 10) -> list[Step]:
+    """The conversation API, as an assistant would use it: per turn, first register what was
+    said since the last request (``POST /conversations/{id}/turns``: the system response, timed
+    as ``register``), then ``POST /retrieve`` with the conversation id and the query only (the
+    server stores the query as the next user turn).
+
+    ``turns`` are one client's, whole conversations in order. A conversation opens on the
+    server with its first turn that has a history (the whole cut history registered); a turn
+    with no history is a plain request, and one that does not extend the previous turn opens a
+    conversation of its own. Ids end in :data:`PASS_MARK`, which each client replaces by its
+    pass, so a cycle opens new conversations instead of appending to old ones."""
+    steps: list[Step] = []
+    open_id: str | None = None
+    for turn in turns:
+        if turn.continues and open_id is not None:
+            said = turn.new_turns
+        elif turn.history:
+            open_id = _usable_id(f"{turn.conversation_id}.t{turn.turn}") + PASS_MARK
+            said = tuple(zip(turn.history, turn.roles or (None,) * len(turn.history), strict=True))
+        else:
+            open_id = None
+            steps.append((Call("retrieve", RETRIEVE_PATH, retrieve_body(turn, top_k)),))
+            continue
+        if any(role is None for _, role in said):
+            raise ConfigError(
+                f"conversation {turn.conversation_id!r} turn {turn.turn} has turns without a "
+                "role; the conversation API registers each turn with its role (user or system)"
+            )
+        calls: list[Call] = []
+        if said:
+            body = json.dumps([{"role": role, "text": text} for text, role in said]).encode()
+            calls.append(Call("register", f"/conversations/{open_id}/turns", body))
+        query = {"conversation_id": open_id, "query": turn.query, "top_k": top_k}
+        calls.append(Call("retrieve", RETRIEVE_PATH, json.dumps(query).encode()))
+        steps.append(tuple(calls))
+    return steps
+
+
+def _usable_id(text: str) -> str:
+    """A conversation id the server accepts (``[A-Za-z0-9._:-]``, room left for the pass)."""
+    return re.sub(r"[^A-Za-z0-9._:-]", "-", text)[:100]
 
 
 def body_steps(bodies: Sequence[bytes], path: str) -> list[Step]:

@@ -34,11 +34,13 @@ from benchmarks.index_data import DEFAULT_DATA
 from benchmarks.load_clients import MemorySampler, rss_mb, run_clients
 from benchmarks.load_report import LoadResult, markdown, memory_result, summarize
 from benchmarks.load_requests import (
+    APIS,
     ORDERS,
     Step,
     TurnRequest,
     body_steps,
     client_orders,
+    conversation_steps,
     dealt,
     frame_turns,
     fresh_queries,
@@ -60,19 +62,34 @@ from benchmarks.load_server import (
     wait_for,
 )
 from prime_model.atomic import write_text_atomic
+from prime_model.errors import ConfigError
 from prime_model.retrieve.index import IndexConfig, RetrievalIndex
 
 logger = logging.getLogger("benchmarks.load_test")
 
 
 def plans_for(
-    turns: Sequence[TurnRequest] | None, bodies: Sequence[bytes], order: str, clients: int
+    turns: Sequence[TurnRequest] | None,
+    bodies: Sequence[bytes],
+    order: str,
+    clients: int,
+    api: str = "retrieve",
 ) -> list[list[Step]]:
-    """Each client's steps: a real set's turns dealt by ``order``; ready-made sample bodies
+    """Each client's steps: a real set's turns dealt by ``order`` (``api``: the whole history
+    per request, or the conversation API's register + retrieve); ready-made sample bodies
     cycled by every client from its own offset (the original load test's order)."""
+    if api not in APIS:
+        raise ConfigError(f"api {api!r}; expected one of {', '.join(APIS)}")
     if turns is None:
+        if api != "retrieve":
+            raise ConfigError("the conversation API needs --conversations (turns with roles)")
         return dealt(body_steps(bodies, "/retrieve"), clients)
-    return [retrieve_steps(part) for part in client_orders(turns, clients, order)]
+    if api == "conversation" and order != "conversation":
+        raise ConfigError(
+            f"the conversation API replays conversations in order; got --order {order}"
+        )
+    build = conversation_steps if api == "conversation" else retrieve_steps
+    return [build(part) for part in client_orders(turns, clients, order)]
 
 
 def run_row(
@@ -109,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default=None, help="its target (default: per format)")
     parser.add_argument("--max-conversations", type=int, default=None)
     parser.add_argument("--order", default="conversation", help=f"of {ORDERS}, comma-separated")
+    parser.add_argument(
+        "--api", default="retrieve", choices=APIS,
+        help="retrieve: whole history per request; conversation: register turns, then retrieve",
+    )  # fmt: skip
     parser.add_argument("--warmup-s", type=float, default=None, help="RSS after this (s)")
     parser.add_argument("--url", default=None, help="a running endpoint (skips starting one)")
     parser.add_argument("--path", default="/retrieve", help="with --url: /retrieve or /invoke")
@@ -168,13 +189,13 @@ def serve_rows(
             recalls[size] = served_recall(RetrievalIndex.load(index_dir), model, requests.bodies)
         for order in orders:
             for count in [int(c) for c in args.clients.split(",")]:
-                plans = plans_for(requests.turns, requests.bodies, order, count)
+                plans = plans_for(requests.turns, requests.bodies, order, count, args.api)
                 with prime_serve(model, index_dir, args.port) as process:
                     results.append(
                         run_row(
                             f"http://127.0.0.1:{args.port}", plans, seconds=args.seconds,
                             warmup_s=warmup_s, pid=process.pid,
-                            label=("prime serve", order, size),
+                            label=(f"prime serve, {args.api} API", order, size),
                         )
                     )  # fmt: skip
     return results, recalls

@@ -8,9 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.load_clients import _for_pass
 from benchmarks.load_requests import (
+    PASS_MARK,
     TurnRequest,
     client_orders,
+    conversation_steps,
     dealt,
     frame_turns,
     read_conversations,
@@ -18,6 +21,7 @@ from benchmarks.load_requests import (
     retrieve_steps,
     turn_text_stats,
 )
+from benchmarks.load_test import plans_for
 from prime_model.errors import ConfigError, DataValidationError
 
 
@@ -42,6 +46,15 @@ def _frame(roles: bool = True) -> pd.DataFrame:
     )
     if roles:
         frame["history_roles"] = [["user", "system"] * (len(r[2]) // 2) for r in rows]
+    return frame
+
+
+def _broken() -> pd.DataFrame:
+    """The same, but turn a2's history does not extend a1's (an edited conversation)."""
+    frame = _frame()
+    histories = list(frame["history"])
+    histories[2] = ["other", "ans a0", "q a1", "ans a1"]
+    frame["history"] = pd.Series(histories, dtype=object)
     return frame
 
 
@@ -153,3 +166,60 @@ def test_reading_a_public_file_keeps_roles_and_limits_conversations(tmp_path: Pa
         read_conversations(path, "canard", max_conversations=0)
     with pytest.raises(DataValidationError):
         read_conversations(tmp_path / "missing.json", "canard")
+
+
+def test_each_turn_knows_what_was_said_since_the_previous_one() -> None:
+    a0, a1, a2 = [t for t in frame_turns(_frame(), max_turns=3) if t.conversation_id == "a"]
+    assert (a0.new_turns, a0.continues) == ((), False)
+    assert a1.continues and a1.new_turns == (("ans a0", "system"),)  # q a0 was a0's query
+    assert a2.continues and a2.new_turns == (("ans a1", "system"),)
+    broken = _broken()
+    b2 = [t for t in frame_turns(broken, max_turns=3) if (t.conversation_id, t.turn) == ("a", 2)]
+    assert not b2[0].continues and [text for text, _ in b2[0].new_turns] == list(b2[0].history)
+
+
+def test_conversation_steps_register_the_new_turns_then_retrieve_by_id() -> None:
+    turns = [t for t in frame_turns(_frame(), max_turns=3) if t.conversation_id == "a"]
+    steps = conversation_steps(turns, top_k=3)
+    assert [[c.kind for c in step] for step in steps] == [
+        ["retrieve"], ["register", "retrieve"], ["register", "retrieve"],
+    ]  # fmt: skip
+    assert json.loads(steps[0][0].body) == {"history": [], "query": "q a0", "top_k": 3}
+    register, retrieve = steps[1]  # the conversation opens with the whole (cut) history
+    cid = json.loads(retrieve.body)["conversation_id"]
+    assert cid == "a.t1" + PASS_MARK and register.path == f"/conversations/{cid}/turns"
+    assert json.loads(register.body) == [
+        {"role": "user", "text": "q a0"}, {"role": "system", "text": "ans a0"},
+    ]  # fmt: skip
+    assert json.loads(retrieve.body) == {"conversation_id": cid, "query": "q a1", "top_k": 3}
+    register, retrieve = steps[2]  # then only what was said since: the system response
+    assert json.loads(register.body) == [{"role": "system", "text": "ans a1"}]
+    assert json.loads(retrieve.body)["conversation_id"] == cid
+    again = conversation_steps([t for t in frame_turns(_broken(), 3) if t.conversation_id == "a"])
+    assert json.loads(again[2][1].body)["conversation_id"] == "a.t2" + PASS_MARK
+    assert len(json.loads(again[2][0].body)) == 3  # its whole cut history, registered
+    # each pass is a new conversation, so a cycle never appends to the last one
+    path, body = _for_pass(register.path, register.body, 2)
+    assert path == "/conversations/a.t1.p2/turns" and body == register.body
+    assert _for_pass("/retrieve", retrieve.body, 1)[1] == retrieve.body.replace(
+        PASS_MARK.encode(), b".p1"
+    )
+    from prime_model.http.conversations import ID_PATTERN  # noqa: PLC0415
+
+    assert ID_PATTERN.fullmatch(_for_pass(cid, b"", 0)[0])
+
+
+def test_the_conversation_api_needs_roles_and_conversation_order() -> None:
+    no_roles = frame_turns(_frame(roles=False), max_turns=3)
+    with pytest.raises(ConfigError, match="without a role"):
+        conversation_steps(no_roles)
+    turns = frame_turns(_frame(), max_turns=3)
+    with pytest.raises(ConfigError, match="in order; got --order shuffled"):
+        plans_for(turns, [], "shuffled", 1, "conversation")
+    with pytest.raises(ConfigError, match="needs --conversations"):
+        plans_for(None, [b"{}"], "cycled", 1, "conversation")
+    with pytest.raises(ConfigError, match="api 'grpc'"):
+        plans_for(turns, [], "conversation", 1, "grpc")
+    plans = plans_for(turns, [], "conversation", 2, "conversation")
+    assert len(plans) == 2 and plans[1][1][0].kind == "register"
+    assert plans_for(turns, [], "shuffled", 1)[0][0][0].kind == "retrieve"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pytest
 import uvicorn
 
@@ -24,15 +25,23 @@ from benchmarks.load_clients import (
     run_clients,
 )
 from benchmarks.load_report import markdown, summarize
-from benchmarks.load_requests import body_steps, dealt, fresh_queries, invoke_bodies, request_bodies
+from benchmarks.load_requests import (
+    Call,
+    body_steps,
+    dealt,
+    frame_turns,
+    fresh_queries,
+    invoke_bodies,
+    request_bodies,
+)
 from benchmarks.load_server import cache_counts, hit_rate, pad_index, recall_vs_exact
 from benchmarks.load_test import plans_for, run_row
 from prime_model.encode.memory_cache import LruEncoder
 from prime_model.http.app import create_app
 from prime_model.retrieve.index import IndexConfig
+from tests.conftest import CountingEncoder
 from tests.prime_model.retrieve.support import (
     TINY,
-    CountingEncoder,
     tiny_index,
     tiny_retriever,
     unit_rows,
@@ -161,3 +170,31 @@ def test_fresh_queries_never_repeat_a_query() -> None:
     assert [f["history"] for f in fresh[: len(bodies)]] == [
         json.loads(b)["history"] for b in bodies
     ]
+
+
+def test_the_conversation_api_replay_registers_then_retrieves_without_errors(
+    server_url: str,
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["c1"] * 3,
+            "turn": [0, 1, 2],
+            "history": [[], ["q0", "a0"], ["q0", "a0", "q1", "a1"]],
+            "query": ["q0", "q1", "q2"],
+            "target": ["t"] * 3,
+            "target_id": [None] * 3,
+            "history_roles": [[], ["user", "system"], ["user", "system"] * 2],
+        }
+    )
+    turns = frame_turns(frame, max_turns=4)
+    plans = plans_for(turns, [], "conversation", 1, "conversation")
+    runs = run_clients(server_url, plans, seconds=0.5)
+    first, registered = runs[0].at(FIRST, "retrieve"), runs[0].at(FIRST, "register")
+    assert len(first.latencies_ms) == 3 and len(registered.latencies_ms) == 2
+    assert not any(s.errors for s in runs[0].samples.values())
+    warm = runs[0].at(WARM, "retrieve")  # later passes are new conversations: no 404s
+    assert warm.latencies_ms and not any(s.errors for s in runs[0].samples.values())
+    # a retrieval naming a conversation the server never saw is counted as an error
+    unknown = [(Call("retrieve", "/retrieve", b'{"conversation_id": "nope", "query": "q"}'),)]
+    missed = run_clients(server_url, [unknown], seconds=0.1)[0].at(FIRST, "retrieve")
+    assert missed.errors == {"HTTP 404": 1}
