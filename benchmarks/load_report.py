@@ -65,6 +65,8 @@ class LoadResult:
     passes: tuple[PassResult, ...]
     memory: MemoryResult | None = None
     cache_hit_rate: float | None = None
+    load_avg_1m: float | None = None
+    """The machine's 1-minute load average at the end: how contended the row was."""
 
     def at(self, phase: str, kind: str = "retrieve") -> PassResult | None:
         return next((p for p in self.passes if (p.phase, p.kind) == (phase, kind)), None)
@@ -100,12 +102,13 @@ def summarize(
     order: str = "cycled",
     memory: MemoryResult | None = None,
     cache_hit_rate: float | None = None,
+    load_avg_1m: float | None = None,
 ) -> LoadResult:
     kinds = sorted({kind for run in runs for _, kind in run.samples}, key=_kind_order)
     passes = [summarize_pass(runs, phase, kind) for phase in (FIRST, WARM) for kind in kinds]
     return LoadResult(
         target, order, items, len(runs), seconds, tuple(p for p in passes if p is not None),
-        memory, cache_hit_rate,
+        memory, cache_hit_rate, load_avg_1m,
     )  # fmt: skip
 
 
@@ -147,12 +150,13 @@ def markdown(results: Sequence[LoadResult], header: Sequence[str] = ()) -> str:
     measured = [(r, r.memory) for r in results if r.memory is not None]
     if measured:
         lines += ["", "| order | items | clients | run s | server RSS start MB | after warm-up MB "
-                  "| end MB | peak MB | end vs warm-up | flat (±5 %) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+                  "| end MB | peak MB | end vs warm-up | flat (±5 %) | load avg (1 min) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]  # fmt: skip
         for r, m in measured:
             lines.append(
                 f"| {r.order} | {r.items} | {r.clients} | {m.seconds:.0f} | {m.start_mb:.0f} | "
                 f"{m.warm_mb:.0f} (at {m.warmup_s:.0f} s) | {m.end_mb:.0f} | "
-                f"{_number(m.peak_mb)} | {m.change:+.1%} | {'yes' if m.flat else 'NO'} |"
+                f"{_number(m.peak_mb)} | {m.change:+.1%} | {'yes' if m.flat else 'NO'} | "
+                f"{_number(r.load_avg_1m, '.1f')} |"
             )
     return "\n".join(lines) + "\n"

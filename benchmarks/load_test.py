@@ -106,7 +106,7 @@ def run_row(
     memory = memory_result(sampler.samples, warmup_s, rss_mb(pid)[1] if pid else None)
     result = summarize(
         target, items, seconds, runs, order=order, memory=memory,
-        cache_hit_rate=hit_rate(before, cache_counts(base)),
+        cache_hit_rate=hit_rate(before, cache_counts(base)), load_avg_1m=os.getloadavg()[0],
     )  # fmt: skip
     logger.info("%s", result)
     return result
@@ -127,8 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-conversations", type=int, default=None)
     parser.add_argument("--order", default="conversation", help=f"of {ORDERS}, comma-separated")
     parser.add_argument(
-        "--api", default="retrieve", choices=APIS,
-        help="retrieve: whole history per request; conversation: register turns, then retrieve",
+        "--api", default="retrieve",
+        help=f"of {APIS}, comma-separated; retrieve: the whole history in each request; "
+        "conversation: register the new turns, then retrieve by conversation id",
     )  # fmt: skip
     parser.add_argument("--warmup-s", type=float, default=None, help="RSS after this (s)")
     parser.add_argument("--url", default=None, help="a running endpoint (skips starting one)")
@@ -187,17 +188,22 @@ def serve_rows(
         index_dir = _index_dir(args, base, requests, size, workdir=workdir, header=header)
         if not args.no_recall:
             recalls[size] = served_recall(RetrievalIndex.load(index_dir), model, requests.bodies)
-        for order in orders:
-            for count in [int(c) for c in args.clients.split(",")]:
-                plans = plans_for(requests.turns, requests.bodies, order, count, args.api)
-                with prime_serve(model, index_dir, args.port) as process:
-                    results.append(
-                        run_row(
-                            f"http://127.0.0.1:{args.port}", plans, seconds=args.seconds,
-                            warmup_s=warmup_s, pid=process.pid,
-                            label=(f"prime serve, {args.api} API", order, size),
-                        )
-                    )  # fmt: skip
+        rows = [
+            (api, order, int(count))
+            for api in args.api.split(",")
+            for order in orders
+            for count in args.clients.split(",")
+        ]
+        for api, order, count in rows:
+            plans = plans_for(requests.turns, requests.bodies, order, count, api)
+            with prime_serve(model, index_dir, args.port) as process:
+                results.append(
+                    run_row(
+                        f"http://127.0.0.1:{args.port}", plans, seconds=args.seconds,
+                        warmup_s=warmup_s, pid=process.pid,
+                        label=(f"prime serve, {api} API", order, size),
+                    )
+                )  # fmt: skip
     return results, recalls
 
 

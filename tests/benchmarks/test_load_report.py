@@ -66,11 +66,14 @@ def test_the_memory_table_says_flat_or_not() -> None:
     flat = memory_result([(0.0, 100.0), (5.0, 100.0), (60.0, 104.0)], warmup_s=5.0)
     grew = memory_result([(0.0, 100.0), (5.0, 100.0), (60.0, 110.0)], warmup_s=5.0)
     table = markdown([
-        summarize("s", 1, 60.0, [run], order="conversation", memory=flat, cache_hit_rate=0.5),
+        summarize("s", 1, 60.0, [run], order="conversation", memory=flat, cache_hit_rate=0.5,
+                  load_avg_1m=7.0),
         summarize("s", 1, 60.0, [run], order="shuffled", memory=grew),
     ])  # fmt: skip
-    assert "| conversation | 1 | 1 | 60 | 100 | 100 (at 5 s) | 104 | - | +4.0% | yes |" in table
-    assert "| shuffled | 1 | 1 | 60 | 100 | 100 (at 5 s) | 110 | - | +10.0% | NO |" in table
+    assert (
+        "| conversation | 1 | 1 | 60 | 100 | 100 (at 5 s) | 104 | - | +4.0% | yes | 7.2 |" in table
+    )
+    assert "| shuffled | 1 | 1 | 60 | 100 | 100 (at 5 s) | 110 | - | +10.0% | NO | - |" in table
     assert "| 50% |" in table
 
 
