@@ -123,14 +123,16 @@ def public_texts(data_dir: Path) -> list[str]:
 
 def _encode_public(data_dir: Path, cache_dir: Path, needed: int, known: set[bytes]) -> FloatArray:
     from prime_model.encode.cache import cached  # noqa: PLC0415 - loads the encoder stack
-    from prime_model.encode.encoders import SentenceTransformerEncoder  # noqa: PLC0415
+    from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
+    from prime_model.encode.engine import load_encoder  # noqa: PLC0415
+    from prime_model.encode.progress import ProgressEncoder  # noqa: PLC0415
 
     fresh = [t for t in public_texts(data_dir) if text_key(t) not in known][:needed]
     logger.warning(
         "encoding %d texts from %s (slow on a CPU; cached for next time)", len(fresh), data_dir
     )
-    loaded = SentenceTransformerEncoder()
-    return cached(loaded, cache_dir, loaded.identity).encode(fresh)
+    loaded = load_encoder(EncoderConfig(engine="onnx"))  # the batch fast path, same vectors
+    return cached(ProgressEncoder(loaded), cache_dir, loaded.identity).encode(fresh)
 
 
 def load_vectors(needed: int, mode: str, cache_dir: Path, data_dir: Path, seed: int = 0) -> Dataset:

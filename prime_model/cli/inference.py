@@ -189,15 +189,12 @@ def encode_turn_file(
 ) -> EncodedTurns:
     """Read, encode (with the Y-Encoder) and return a turn file, checking the dims fit."""
     from prime_model.data import read_turns  # noqa: PLC0415
-    from prime_model.encode.encoders import (  # noqa: PLC0415
-        EncoderConfig,
-        SentenceTransformerEncoder,
-        check_encoder_fits,
-    )
+    from prime_model.encode.encoders import EncoderConfig, check_encoder_fits  # noqa: PLC0415
     from prime_model.encode.encoding import encode_turns  # noqa: PLC0415
+    from prime_model.encode.engine import load_encoder  # noqa: PLC0415
 
     turns = read_turns(path, fmt, target=target)
-    encoder = SentenceTransformerEncoder(EncoderConfig(model=encoder_name, device="cpu"))
+    encoder = load_encoder(EncoderConfig(model=encoder_name, device="cpu"))
     check_encoder_fits(encoder, config)
     return encode_turns(turns, encoder, config.max_context_length, concat=config.concat_input)
 

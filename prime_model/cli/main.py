@@ -145,12 +145,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from prime_model.data import read_turns  # noqa: PLC0415
     from prime_model.encode.cache import cached, default_cache_dir  # noqa: PLC0415
-    from prime_model.encode.encoders import (  # noqa: PLC0415
-        EncoderConfig,
-        SentenceTransformerEncoder,
-        check_encoder_fits,
-    )
+    from prime_model.encode.encoders import EncoderConfig, check_encoder_fits  # noqa: PLC0415
     from prime_model.encode.encoding import encode_turns  # noqa: PLC0415
+    from prime_model.encode.engine import load_encoder  # noqa: PLC0415
     from prime_model.evaluate.evaluation import evaluate  # noqa: PLC0415
 
     # cheapest checks first: a typo in a path must not wait for the encoder to load
@@ -161,7 +158,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = _load_for_evaluation(args.model, args.backend, device)
-    loaded = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=device))
+    loaded = load_encoder(EncoderConfig(model=args.encoder, device=device))
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     encoder = cached(loaded, cache_dir, loaded.identity)
     check_encoder_fits(encoder, model.config)

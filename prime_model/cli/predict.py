@@ -50,11 +50,8 @@ def add_predict_command(
 
 def _predict(args: argparse.Namespace) -> int:
     from prime_model.data import ValidationConfig, read_turns, validate_turns  # noqa: PLC0415
-    from prime_model.encode.encoders import (  # noqa: PLC0415
-        EncoderConfig,
-        SentenceTransformerEncoder,
-        check_encoder_fits,
-    )
+    from prime_model.encode.encoders import EncoderConfig, check_encoder_fits  # noqa: PLC0415
+    from prime_model.encode.engine import load_encoder  # noqa: PLC0415
     from prime_model.runtime.batch_prediction import predict_turns, save_embeddings  # noqa: PLC0415
     from prime_model.runtime.loader import create_predictor  # noqa: PLC0415
 
@@ -67,7 +64,7 @@ def _predict(args: argparse.Namespace) -> int:
     )
     predictor = create_predictor(args.model, args.backend, args.device)
     config = predictor.config
-    encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=args.device))
+    encoder = load_encoder(EncoderConfig(model=args.encoder, device=args.device))
     check_encoder_fits(encoder, config)
     embeddings = predict_turns(turns, predictor, encoder)
     path = save_embeddings(embeddings, args.out)

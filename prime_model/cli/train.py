@@ -94,7 +94,8 @@ def add_train_command(
 
 def _train(args: argparse.Namespace) -> int:
     from prime_model.data import SampleConfig, ValidationConfig, generate_sample, read_turns  # noqa: PLC0415
-    from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder  # noqa: PLC0415
+    from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
+    from prime_model.encode.engine import load_encoder  # noqa: PLC0415
 
     check_output_dir(args.out, "--out folder", ConfigError)  # before any training
     predictor = predictor_config(args.predictor)
@@ -104,7 +105,7 @@ def _train(args: argparse.Namespace) -> int:
         turns = generate_sample(SampleConfig(num_conversations=args.conversations, seed=args.seed))
     else:
         turns = read_turns(args.data, args.format, target=args.target)
-    encoder = SentenceTransformerEncoder(EncoderConfig(model=args.encoder, device=args.device))
+    encoder = load_encoder(EncoderConfig(model=args.encoder, device=args.device))
     validation = ValidationConfig(
         max_context_length=predictor.max_context_length, history_matches_turn=sample
     )

@@ -107,7 +107,9 @@ class OnnxTextEncoder:
         self._fingerprint = encoder_fingerprint(reference)
         self.precision: Precision = precision
         self.batch_size = reference.config.batch_size
-        self.max_batch_tokens = max_batch_tokens or reference.config.max_batch_tokens
+        self.max_batch_tokens = (
+            reference.config.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
+        )
         if self.max_batch_tokens < 1:
             raise OnnxEncoderError(f"max_batch_tokens={max_batch_tokens}; expected at least 1")
         self.threads, self.narrow_threads, self.allow_spinning = wide, narrow, allow_spinning

@@ -49,7 +49,7 @@ def quantize_int8(data: bytes, name: str) -> bytes:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(data)
         try:  # the quantiser logs every node it skips on the root logger's INFO
-            with quiet_loggers(""):
+            with quiet_loggers("", level=logging.ERROR):
                 quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
             quantized = target.read_bytes()
         except Exception as exc:  # the quantiser's errors are many and untyped

@@ -6,8 +6,9 @@ import pandas as pd
 from zenml import step
 
 from prime_model.encode.cache import cached, default_cache_dir
-from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.encoders import EncoderConfig
 from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.encode.engine import load_encoder
 from prime_model.encode.progress import ProgressEncoder
 from steps.materializers import EncodedTurnsMaterializer
 
@@ -37,7 +38,7 @@ def encode_turns(  # noqa: PLR0917 - one input per split, then the encoding sett
     predictor with concat_input.
     """
     splits = {"train": train_turns, "val": val_turns, "test": test_turns}
-    loaded = SentenceTransformerEncoder(encoder)
+    loaded = load_encoder(encoder)  # the engine the config names (default torch)
     encoding = cached(ProgressEncoder(loaded), default_cache_dir(), loaded.identity)
     encoded = encode_splits(splits, encoding, max_context_length, concat=concat)
     return encoded["train"], encoded["val"], encoded["test"]

@@ -7,8 +7,9 @@ from zenml import step
 from zenml.types import HTMLString
 
 from prime_model.checkpoint import PredictorCheckpoint
-from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.encoders import EncoderConfig
 from prime_model.encode.encoding import EncodedTurns
+from prime_model.encode.engine import load_encoder
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.evaluation_set import evaluation_set_of
 from prime_model.evaluate.oracle import with_rewrite_oracle
@@ -25,7 +26,7 @@ def evaluate_predictor(
 ) -> tuple[Annotated[EvaluationTable, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
     """The model vs the no-predictor baselines (and the rewrite oracle, where the turns have
     rewrites) on held-out conversations, by history length too, named by the set it scored."""
-    y_encoder = SentenceTransformerEncoder(encoder)
+    y_encoder = load_encoder(encoder)
     table = evaluate(
         predictor_checkpoint.model, encoded_test, test_turns, y_encoder, by_history=True
     )

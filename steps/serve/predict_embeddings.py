@@ -6,7 +6,8 @@ import pandas as pd
 from zenml import step
 
 from prime_model.checkpoint import PredictorCheckpoint
-from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
+from prime_model.encode.encoders import EncoderConfig
+from prime_model.encode.engine import load_encoder
 from prime_model.runtime.batch_prediction import predict_turns, save_embeddings
 from prime_model.runtime.loader import create_predictor
 from prime_model.runtime.onnx_file import VerifiedOnnx
@@ -28,7 +29,7 @@ def predict_embeddings(
     predictor = create_predictor(
         predictor_checkpoint, backend, onnx_fp32=onnx_model, onnx_int8=onnx_int8_model
     )
-    embeddings = predict_turns(turns, predictor, SentenceTransformerEncoder(encoder))
+    embeddings = predict_turns(turns, predictor, load_encoder(encoder))
     if output_path is not None:
         save_embeddings(embeddings, output_path)
     log_step_metadata(
