@@ -4,7 +4,9 @@ Per text, one call for eight short queries costs far less than eight calls (the 
 forward pass, and one thread pool instead of several fighting for two cores). No timer: a caller
 arriving while the encoder is idle encodes at once, alone. Only callers arriving while
 ``max_concurrent`` calls run wait; when a call returns, one of them (the leader) encodes the
-union of every queued caller's unseen texts and hands each its rows.
+union of every queued caller's unseen texts and hands each its rows. Texts of very different
+lengths go in separate inner calls (:func:`length_groups`), so a short query is not padded to a
+long history text.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_TEXTS: Final = 64
 """Distinct texts per merged call: more only lengthens the wait of the callers it serves."""
+GROUP_SLACK_CHARS: Final = 32
+"""Below ~8 tokens a text's length is noise next to a forward pass's fixed cost."""
 
 
 class _Pending:
@@ -143,6 +147,13 @@ class MicroBatchingEncoder(EncoderWrapper):
                 pending.done = True
 
     def _inner_encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """One inner call per group of similar lengths (:func:`length_groups`), rows in order."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for group in length_groups(texts):
+            out[group] = self._encode_group([texts[i] for i in group])
+        return out
+
+    def _encode_group(self, texts: list[str]) -> npt.NDArray[np.float32]:
         with self._counts:
             self.calls += 1
         vectors = np.asarray(self.inner.encode(texts), dtype=np.float32)
@@ -152,6 +163,23 @@ class MicroBatchingEncoder(EncoderWrapper):
                 f"expected ({len(texts)}, {self.dim})"
             )
         return vectors
+
+
+def length_groups(texts: Sequence[str]) -> list[list[int]]:
+    """Indices of ``texts`` in groups of similar length (shortest first): a text over twice the
+    group's shortest (plus :data:`GROUP_SLACK_CHARS`) starts a new group.
+
+    A batch is padded to its longest text: a query sent with a 250-token history text in one
+    call costs the work of two long texts, while two calls cost one long text and one short."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    groups: list[list[int]] = []
+    shortest = 0
+    for index in order:
+        if not groups or len(texts[index]) > 2 * shortest + GROUP_SLACK_CHARS:
+            groups.append([])
+            shortest = len(texts[index])
+        groups[-1].append(index)
+    return groups
 
 
 def _rows_for(texts: list[str], unique_rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from prime_model.errors import ConfigError, DataValidationError, RetrievalError
-from prime_model.http.batching import MicroBatchingEncoder
+from prime_model.http.batching import MicroBatchingEncoder, length_groups
 from tests.conftest import CountingEncoder
 
 DIM = 8
@@ -86,12 +86,21 @@ def test_callers_arriving_during_a_call_share_the_next_one_and_get_their_rows() 
     batcher = MicroBatchingEncoder(gate)
     later = [["q1", "shared"], ["shared", "q2", "q2"], ["q3"]]
     results = in_threads(batcher, ["first"], later, gate)
-    assert gate.calls == [["first"], ["q1", "shared", "q2", "q3"]]  # one merged call
+    assert gate.calls == [["first"], ["q1", "q2", "q3", "shared"]]  # one call, shortest first
     reference = CountingEncoder(dim=DIM)
     for texts, rows in zip([["first"], *later], results, strict=True):
         assert isinstance(rows, np.ndarray)
         np.testing.assert_array_equal(rows, reference.encode(texts))
     assert (batcher.calls, batcher.merged) == (2, 2)
+
+
+def test_texts_of_very_different_lengths_go_in_separate_calls() -> None:
+    inner = CountingEncoder(dim=DIM)
+    long, short = "a long system response. " * 10, "and then?"
+    rows = MicroBatchingEncoder(inner).encode([long, short, "why?", long])
+    assert inner.calls == [["why?", short], [long]]  # the query is not padded to the long text
+    np.testing.assert_array_equal(rows, inner.encode([long, short, "why?", long]))
+    assert length_groups(["x" * 40, "x" * 10, "x" * 52, "x" * 53]) == [[1, 0, 2], [3]]
 
 
 def test_a_merged_call_is_bounded_by_max_batch_texts() -> None:
@@ -111,7 +120,8 @@ def test_a_bad_text_fails_only_its_own_caller() -> None:
         rows = results[i]
         assert isinstance(rows, np.ndarray)
         np.testing.assert_array_equal(rows, reference.encode(texts))
-    assert gate.calls[1] == ["fine", "bad", "x", "also fine"]  # merged first, then one by one
+    assert gate.calls[1] == ["x", "bad", "fine", "also fine"]  # merged first, then one by one
+    assert gate.calls[2:] == [["fine"], ["x", "bad"], ["also fine"]]  # each caller alone
 
 
 def test_a_foreign_failure_reaches_every_waiter_as_a_typed_error() -> None:
