@@ -14,6 +14,7 @@ from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever
 from prime_model.http.serving_config import ServingConfig
 from prime_model.model import EmbeddingPredictor
+from prime_model.retrieve.index import RetrievalIndex
 from prime_model.runtime.inference import EagerPredictor
 from tests.conftest import CountingEncoder
 from tests.prime_model.retrieve.support import TINY, tiny_index, tiny_retriever
@@ -101,3 +102,16 @@ def test_serving_encoder_falls_back_to_torch_when_onnx_export_fails(
     assert encoder.encode(["hello"]).shape == (1, 384)
     plain = service.serving_encoder(EncoderConfig(), ServingConfig(micro_batching=False))
     assert isinstance(plain.inner, SentenceTransformerEncoder)
+
+
+def test_an_index_from_other_encoder_vectors_says_how_to_rebuild_it() -> None:
+    class Fingerprinted(CountingEncoder):
+        fingerprint = "int8-vectors"
+
+    index = RetrievalIndex.build(
+        ["a"], ["a"], np.eye(1, TINY.output_dim, dtype=np.float32),
+        encoder_name="counting-stub", encoder_fingerprint="fp32-vectors",
+    )  # fmt: skip
+    predictor = EagerPredictor(EmbeddingPredictor(TINY).eval())
+    with pytest.raises(RetrievalError, match=r"prime index --precision int8"):
+        Retriever(predictor, Fingerprinted(dim=TINY.input_dim), index, model_version="v")
