@@ -73,8 +73,7 @@ def add_serve_commands(
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT)
     serve.add_argument("--model-version", default=None, help="label returned with each answer")
-    _add_precision(serve, "the Y-Encoder's ONNX graph; the index must be built with the same")
-    _add_serving_options(serve)
+    add_serving_options(serve)
     serve.set_defaults(command=_serve)
     add_common(serve)
 
@@ -99,8 +98,10 @@ def _add_precision(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=what)
 
 
-def _add_serving_options(serve: argparse.ArgumentParser) -> None:
-    """The ``ServingConfig`` knobs (docs/serving.md): token caps, conversations, batching."""
+def add_serving_options(serve: argparse.ArgumentParser) -> None:
+    """The ``ServingConfig`` knobs (docs/serving.md): precision, token caps, conversations,
+    batching; :func:`serving_config` reads them back (``prime serve``, ``serve.py``)."""
+    _add_precision(serve, "the Y-Encoder's ONNX graph; the index must be built with the same")
     serve.add_argument(
         "--history-max-tokens",
         type=_positive,
