@@ -36,13 +36,18 @@ class Throughput(BaseModel):
         return self.texts / self.seconds
 
 
-def measure(engine: str, encode: Callable[[list[str]], object], texts: Sequence[str]) -> Throughput:
+def measure(
+    engine: str,
+    encode: Callable[[list[str]], object],
+    texts: Sequence[str],
+    clock: Callable[[], float] = time.perf_counter,
+) -> Throughput:
     """Texts per second of ``encode`` over ``texts``, after a warm-up on a few of them."""
     texts = list(texts)
     encode(texts[:WARMUP_TEXTS])
-    started = time.perf_counter()
+    started = clock()
     encode(texts)
-    return Throughput(engine=engine, texts=len(texts), seconds=time.perf_counter() - started)
+    return Throughput(engine=engine, texts=len(texts), seconds=clock() - started)
 
 
 def ratios(rows: Sequence[Throughput], baseline: str) -> dict[str, float]:
