@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from prime_model.errors import ConfigError, OnnxEncoderError
 
-__all__ = ["plan_batches", "run_batches"]
+__all__ = ["pad_rows", "plan_batches", "run_batches"]
 
 
 def plan_batches(lengths: Sequence[int], *, max_tokens: int, max_texts: int) -> list[list[int]]:
@@ -68,3 +68,26 @@ def run_batches(
     if seen != count:
         raise OnnxEncoderError(f"the batches hold {seen} texts, expected {count}")
     return out
+
+
+def pad_rows(
+    rows: Sequence[dict[str, list[int]]],
+    names: Sequence[str],
+    fill: dict[str, int],
+    *,
+    left: bool = False,
+) -> dict[str, npt.NDArray[np.int64]]:
+    """One batch's token rows as ``names`` -> rows×longest int64 arrays, padded with ``fill``
+    (on the left where the tokenizer pads there)."""
+    width = max((len(row[names[0]]) for row in rows), default=0)
+    feeds = {}
+    for name in names:
+        array = np.full((len(rows), width), fill[name], dtype=np.int64)
+        for i, row in enumerate(rows):
+            values = row[name]
+            if left:
+                array[i, width - len(values) :] = values
+            else:
+                array[i, : len(values)] = values
+        feeds[name] = array
+    return feeds

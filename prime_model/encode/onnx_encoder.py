@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from prime_model.encode.buckets import plan_batches, run_batches
+from prime_model.encode.buckets import pad_rows, plan_batches, run_batches
 from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, keep_tails
 from prime_model.encode.identity import encoder_fingerprint
 from prime_model.encode.onnx_cache import (
@@ -41,6 +41,7 @@ from prime_model.encode.onnx_int8 import (
     int8_key,
     quantize_int8,
 )
+from prime_model.encode.parity import MIN_COSINE, PROBE_BATCHES, cosine_problem
 from prime_model.encode.sessions import SessionChooser, Threads, wide_and_narrow
 from prime_model.errors import DataValidationError, OnnxEncoderError
 from prime_model.unicode_checks import has_lone_surrogate
@@ -52,24 +53,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_THREADS", "MIN_COSINE", "PROBE_BATCHES", "OnnxEncoderError", "OnnxTextEncoder"]
 
-MIN_COSINE: Final = 0.9999
 # 1 intra-op thread by default (the HTTP server's): two concurrent requests then each keep a
 # core; batch work asks for every core through engine.load_encoder, serving may ask "adaptive"
 DEFAULT_THREADS: Final = 1
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
 _REQUIRED_INPUTS: Final = ("input_ids", "attention_mask")
 Precision = Literal["fp32", "int8"]
-
-# a mixed-length batch (padding must not leak into the pooling) and, alone so that it does not
-# pad the others to 256 tokens (4x the work), a text past MiniLM's 256-token cut
-PROBE_BATCHES: Final = (
-    (
-        "How tall is the Eiffel tower?",
-        "",
-        "Zürich, 東京 and São Paulo: naïve café ☕ — emoji 🚀 too",
-    ),
-    (" ".join(f"Koechlin{i} designed tower{i} in {1880 + i}." for i in range(120)),),
-)
 
 
 class OnnxTextEncoder:
@@ -212,24 +201,13 @@ class OnnxTextEncoder:
 
     def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, npt.NDArray[np.int64]]:
         """One batch padded to its longest text, on the tokenizer's side, with its pad ids."""
-        width = max(len(row["input_ids"]) for row in rows)
         fill = {
             "input_ids": int(self._tokenizer.pad_token_id or 0),
             "attention_mask": 0,
             "token_type_ids": int(getattr(self._tokenizer, "pad_token_type_id", 0) or 0),
         }
         left = getattr(self._tokenizer, "padding_side", "right") == "left"
-        feeds = {}
-        for name in self.input_names:
-            array = np.full((len(rows), width), fill[name], dtype=np.int64)
-            for i, row in enumerate(rows):
-                values = row[name]
-                if left:
-                    array[i, width - len(values) :] = values
-                else:
-                    array[i, : len(values)] = values
-            feeds[name] = array
-        return feeds
+        return pad_rows(rows, self.input_names, fill, left=left)
 
     def _tokenize(self, texts: list[str]) -> dict[str, npt.NDArray[np.int64]]:
         """As sentence-transformers does: pad to the longest, cut at ``max_seq_length``."""
@@ -365,15 +343,4 @@ class OnnxTextEncoder:
             )
         except OnnxEncoderError as exc:
             return str(exc)
-        if got.shape != expected.shape:
-            return f"shape {got.shape}, expected {expected.shape}"
-        cosine = np.sum(got * expected, axis=1) / (
-            np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-12
-        )
-        worst = int(np.argmin(cosine))
-        if not np.isfinite(cosine).all() or cosine[worst] < floor:
-            return (
-                f"min cosine {float(cosine[worst]):.6f} on probe {probes[worst][:40]!r} "
-                f"(required {floor})"
-            )
-        return None
+        return cosine_problem(got, expected, probes, floor)

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from prime_model.encode.buckets import plan_batches, run_batches
+from prime_model.encode.buckets import pad_rows, plan_batches, run_batches
 from prime_model.errors import ConfigError, OnnxEncoderError
 
 LENGTHS = [5, 120, 3, 64, 64, 7, 250, 1, 33, 2, 90, 12]
@@ -76,3 +76,13 @@ def test_run_batches_refuses_a_wrong_shape_or_a_missing_text() -> None:
         run_batches([[0, 1]], lambda b: np.zeros((len(b), 3), np.float32), count=2, dim=2)
     with pytest.raises(OnnxEncoderError, match=r"hold 1 texts, expected 2"):
         run_batches([[0]], _by_index, count=2, dim=2)
+
+
+def test_pad_rows_pads_each_input_with_its_fill_on_the_tokenizer_side() -> None:
+    rows = [{"ids": [5, 6, 7], "mask": [1, 1, 1]}, {"ids": [8], "mask": [1]}]
+    right = pad_rows(rows, ["ids", "mask"], {"ids": 0, "mask": 0})
+    np.testing.assert_array_equal(right["ids"], [[5, 6, 7], [8, 0, 0]])
+    np.testing.assert_array_equal(right["mask"], [[1, 1, 1], [1, 0, 0]])
+    assert right["ids"].dtype == np.int64
+    left = pad_rows(rows, ["ids"], {"ids": 9}, left=True)
+    np.testing.assert_array_equal(left["ids"], [[5, 6, 7], [9, 9, 8]])

@@ -282,7 +282,7 @@ def test_a_file_onnx_runtime_cannot_load_is_exported_again(
     encoder = OnnxTextEncoder(minilm, cache_dir=copied.parent)
     assert fake_export() == [encoder]
     assert "cannot be loaded by ONNX Runtime" in caplog.text
-    assert "exporting it again" in caplog.text
+    assert "making it again" in caplog.text
 
 
 def test_default_cache_follows_prime_cache_dir(
@@ -380,3 +380,113 @@ def test_fit_to_limit_cuts_like_the_torch_encoder(
     assert fitted == minilm.fit_to_limit(texts)
     assert fitted[0] == texts[0] and fitted[1] != texts[1]
     assert fitted[1].endswith("And how tall is it?")
+
+
+# --- the engine: token-budget batches, the tokenizer, threads, int8 ------------------------
+
+
+def test_token_budget_batches_give_the_same_vectors_in_input_order(
+    onnx_minilm: OnnxTextEncoder,
+    minilm: SentenceTransformerEncoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [("tower " * (i * 7 % 90)) + f"number {i}" for i in range(40)] + ["", LONG_HEAD]
+    seen: list[int] = []
+    run = onnx_minilm._run
+
+    def counting(session: Any, feeds: dict[str, Any], count: int) -> Any:
+        seen.append(feeds["input_ids"].size)  # padded tokens of this batch
+        return run(session, feeds, count)
+
+    monkeypatch.setattr(onnx_minilm, "_run", counting)
+    monkeypatch.setattr(onnx_minilm, "max_batch_tokens", 300)
+    got = onnx_minilm.encode(texts)
+    assert len(seen) > 3  # really in several batches
+    assert all(size <= 300 for size in seen[1:])  # the 256-token text alone may pad more
+    assert _cosines(got, minilm.encode(texts)).min() >= MIN_COSINE
+
+
+def test_the_tokenizer_is_public_and_counts_like_the_torch_one(
+    onnx_minilm: OnnxTextEncoder, minilm: SentenceTransformerEncoder
+) -> None:
+    text = "How tall is the Eiffel tower?"
+    assert onnx_minilm.tokenizer(text)["input_ids"] == minilm.tokenizer(text)["input_ids"]
+    assert onnx_minilm.tokenizer is not minilm.tokenizer  # its own copy: no shared borrow
+    with pytest.raises(AttributeError):
+        onnx_minilm.tokenizer = None  # type: ignore[misc]
+
+
+def test_adaptive_threads_open_a_narrow_session_beside_the_wide_one(
+    minilm: SentenceTransformerEncoder, onnx_cache: Path, onnx_minilm: OnnxTextEncoder
+) -> None:
+    encoder = OnnxTextEncoder(minilm, cache_dir=onnx_cache, threads="adaptive")
+    assert not encoder.exported
+    chooser = encoder._sessions
+    assert chooser.narrow is not None and chooser.narrow is not chooser.wide
+    assert encoder.narrow_threads == 1
+    texts = ["one text alone", "and another"]
+    with chooser.session():  # another call in flight: this one runs on the narrow session
+        busy = encoder.encode(texts)
+    assert _cosines(busy, encoder.encode(texts)).min() >= 0.99999
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(minilm: SentenceTransformerEncoder, onnx_cache: Path) -> OnnxTextEncoder:
+    return OnnxTextEncoder(minilm, cache_dir=onnx_cache, precision="int8")
+
+
+def test_int8_has_its_own_identity_and_cache_folder(
+    onnx_int8: OnnxTextEncoder, onnx_minilm: OnnxTextEncoder, minilm: SentenceTransformerEncoder
+) -> None:
+    assert onnx_int8.quantized and not onnx_int8.exported  # made from the cached fp32 graph
+    assert onnx_int8.identity == minilm.identity + "|int8"
+    assert onnx_int8.fingerprint == f"{onnx_minilm.fingerprint}|int8"
+    assert onnx_int8.directory.parent == onnx_minilm.directory.parent
+    assert onnx_int8.directory != onnx_minilm.directory
+    sidecar = json.loads((onnx_int8.directory / SIDECAR_FILE).read_text(encoding="utf-8"))
+    assert sidecar["key"]["precision"] == "int8"
+    assert sidecar["sha256"] == hashlib.sha256(onnx_int8.path.read_bytes()).hexdigest()
+    assert onnx_int8.path.stat().st_size < onnx_minilm.path.stat().st_size / 2
+    texts = ["How tall is the Eiffel tower?", "The tower is 312 m tall.", "Pasta recipes"]
+    got = onnx_int8.encode(texts)
+    cosines = _cosines(got, minilm.encode(texts))
+    assert cosines.min() >= 0.95 and cosines.min() < MIN_COSINE  # close, yet other vectors
+    again = OnnxTextEncoder(minilm, cache_dir=onnx_int8.directory.parent, precision="int8")
+    assert not again.quantized and again.path == onnx_int8.path  # read from the cache
+
+
+def test_an_int8_graph_below_its_floor_is_refused_and_not_cached(
+    minilm: SentenceTransformerEncoder,
+    onnx_minilm: OnnxTextEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shutil.copytree(onnx_minilm.directory, tmp_path / onnx_minilm.directory.name)
+    monkeypatch.setattr("prime_model.encode.onnx_encoder.MIN_COSINE_INT8", 0.99999)
+    with pytest.raises(OnnxEncoderError, match=r"int8 ONNX graph .* too far .*required 0.99999"):
+        OnnxTextEncoder(minilm, cache_dir=tmp_path, precision="int8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [onnx_minilm.directory.name]
+
+
+def test_a_quantiser_failure_is_an_onnx_encoder_error(
+    minilm: SentenceTransformerEncoder,
+    onnx_minilm: OnnxTextEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import onnxruntime.quantization  # noqa: PLC0415
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unsupported operator\nmore detail")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", fail)
+    shutil.copytree(onnx_minilm.directory, tmp_path / onnx_minilm.directory.name)
+    with pytest.raises(OnnxEncoderError, match=r"cannot quantise .*\(unsupported operator\)"):
+        OnnxTextEncoder(minilm, cache_dir=tmp_path, precision="int8")
+
+
+def test_a_bad_precision_or_token_budget_is_refused(minilm: SentenceTransformerEncoder) -> None:
+    with pytest.raises(OnnxEncoderError, match=r"precision='fp16'; expected 'fp32' or 'int8'"):
+        OnnxTextEncoder(minilm, precision="fp16")  # type: ignore[arg-type]
+    with pytest.raises(OnnxEncoderError, match=r"max_batch_tokens=-1; expected at least 1"):
+        OnnxTextEncoder(minilm, max_batch_tokens=-1)
