@@ -417,9 +417,14 @@ def test_the_tokenizer_is_public_and_counts_like_the_torch_one(
 
 
 def test_adaptive_threads_open_a_narrow_session_beside_the_wide_one(
-    minilm: SentenceTransformerEncoder, onnx_cache: Path, onnx_minilm: OnnxTextEncoder
+    minilm: SentenceTransformerEncoder,
+    onnx_cache: Path,
+    onnx_minilm: OnnxTextEncoder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("prime_model.encode.sessions.usable_cores", lambda: 2)  # even on 1 core
     encoder = OnnxTextEncoder(minilm, cache_dir=onnx_cache, threads="adaptive")
+    assert encoder.threads == 2
     assert not encoder.exported
     chooser = encoder._sessions
     assert chooser.narrow is not None and chooser.narrow is not chooser.wide
@@ -431,7 +436,10 @@ def test_adaptive_threads_open_a_narrow_session_beside_the_wide_one(
 
 
 @pytest.fixture(scope="module")
-def onnx_int8(minilm: SentenceTransformerEncoder, onnx_cache: Path) -> OnnxTextEncoder:
+def onnx_int8(
+    minilm: SentenceTransformerEncoder, onnx_cache: Path, onnx_minilm: OnnxTextEncoder
+) -> OnnxTextEncoder:
+    """Made from the fp32 graph ``onnx_minilm`` cached."""
     return OnnxTextEncoder(minilm, cache_dir=onnx_cache, precision="int8")
 
 
