@@ -26,7 +26,7 @@ from prime_model.text import is_blank, shown
 from prime_model.unicode_checks import has_lone_surrogate
 
 MAX_ID_CHARS: Final = 128
-ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anchored: JSON Schema searches
 ID_EXPECTED: Final = f"1 to {MAX_ID_CHARS} characters from A-Z a-z 0-9 . _ : -"
 DEFAULT_TTL_S: Final = 3600.0
 DEFAULT_MAX_CONVERSATIONS: Final = 10_000
