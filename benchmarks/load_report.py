@@ -149,12 +149,14 @@ def markdown(results: Sequence[LoadResult], header: Sequence[str] = ()) -> str:
             )
     measured = [(r, r.memory) for r in results if r.memory is not None]
     if measured:
-        lines += ["", "| order | items | clients | run s | server RSS start MB | after warm-up MB "
-                  "| end MB | peak MB | end vs warm-up | flat (±5 %) | load avg (1 min) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]  # fmt: skip
+        lines += ["", "| target | order | items | clients | run s | server RSS start MB "
+                  "| after warm-up MB | end MB | peak MB | end vs warm-up | flat (±5 %) "
+                  "| load avg (1 min) |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]  # fmt: skip
         for r, m in measured:
             lines.append(
-                f"| {r.order} | {r.items} | {r.clients} | {m.seconds:.0f} | {m.start_mb:.0f} | "
+                f"| {r.target} | {r.order} | {r.items} | {r.clients} | {m.seconds:.0f} | "
+                f"{m.start_mb:.0f} | "
                 f"{m.warm_mb:.0f} (at {m.warmup_s:.0f} s) | {m.end_mb:.0f} | "
                 f"{_number(m.peak_mb)} | {m.change:+.1%} | {'yes' if m.flat else 'NO'} | "
                 f"{_number(r.load_avg_1m, '.1f')} |"
