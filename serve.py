@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from pipelines.serving import load_production_retriever
-from prime_model.cli.serve import DEFAULT_PORT
+from prime_model.cli.serve import DEFAULT_PORT, add_serving_options, serving_config
 from prime_model.errors import PrimeError
 from prime_model.http.app import serve
 
@@ -31,10 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         help="serve over this corpus (jsonl/json/parquet/csv with id and text, as `prime index` "
         "reads) instead of the version's retrieval_index",
     )
+    add_serving_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:  # a busy port and a bad corpus file are PrimeErrors
-        serve(load_production_retriever(args.corpus), args.host, args.port)
+        retriever = load_production_retriever(args.corpus, serving_config(args))
+        serve(retriever, args.host, args.port)
     except PrimeError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -31,6 +31,7 @@ from prime_model.http.app import RETRIEVE_PATH, SERVING_THREADS, answer_request,
 from prime_model.http.deployment import InvokeGuard
 from prime_model.http.request import parse_request
 from prime_model.http.service import Retriever, serving_encoder
+from prime_model.http.serving_config import ServingConfig
 from prime_model.retrieve.building import index_for
 from prime_model.retrieve.corpus import CorpusSource
 from prime_model.runtime.loader import create_predictor
@@ -40,7 +41,9 @@ logger = logging.getLogger(__name__)
 _LIMITER: anyio.CapacityLimiter | None = None
 
 
-def load_production_retriever(corpus: Path | None = None) -> Retriever:
+def load_production_retriever(
+    corpus: Path | None = None, serving: ServingConfig | None = None
+) -> Retriever:
     """The production version's best backend, its index and its Y-Encoder, loaded and warm.
 
     ``corpus``: a corpus file (``prime index``'s format: id + text) to serve instead of the
@@ -65,9 +68,10 @@ def load_production_retriever(corpus: Path | None = None) -> Retriever:
     )
     retriever = Retriever(
         predictor,
-        serving_encoder(artifacts.encoder),
+        serving_encoder(artifacts.encoder, serving),
         index,
         model_version=f"{version.model.name}:{version.name}",
+        config=serving,
     )
     retriever.warmup()
     logger.info("serving %s", retriever.info())

@@ -45,6 +45,10 @@ class RequestError(PrimeError, ValueError):
     """An online request is malformed: missing fields, wrong types, too many turns, too big."""
 
 
+class UnknownConversationError(RequestError):
+    """A conversation the server does not hold (never registered, expired or evicted): HTTP 404."""
+
+
 class ClientGoneError(RequestError):
     """The client disconnected before its body was read (no traceback: it is not our fault)."""
 

@@ -35,10 +35,10 @@ from prime_model.errors import (
     PrimeError,
     RequestError,
     RequestTooLargeError,
+    UnknownConversationError,
 )
 from prime_model.http.conversations import (
     TURN_EXAMPLE,
-    UnknownConversationError,
     check_conversation_id,
     parse_turns,
 )

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from prime_model.data.schema import ROLES
-from prime_model.errors import ConfigError, RequestError
+from prime_model.errors import ConfigError, RequestError, UnknownConversationError
 from prime_model.text import is_blank, shown
 from prime_model.unicode_checks import has_lone_surrogate
 
@@ -33,12 +33,6 @@ DEFAULT_MAX_CONVERSATIONS: Final = 10_000
 DEFAULT_MAX_CHARS: Final = 100_000_000
 """Characters of turn text kept in all: ~100 MB of ASCII text, whatever the clients send."""
 TURN_EXAMPLE: Final = '{"role": "system", "text": "Vulith Works was founded by Ilsa Revorn."}'
-
-
-class UnknownConversationError(RequestError):
-    """A conversation the server does not hold (never registered, expired or evicted): HTTP 404.
-
-    Belongs in prime_model/errors.py with the other errors (owned by another change)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pipelines.registry import production_version, serving_artifacts
 from prime_model.artifacts import MODEL_NAME
 from prime_model.http.request import RetrievalRequest
 from prime_model.http.service import Retriever
+from prime_model.http.serving_config import ServingConfig
 from tests.conftest import REPO_ROOT
 
 
@@ -60,12 +61,15 @@ def test_make_serve_passes_the_corpus_and_says_a_bad_one_in_one_line(
 ) -> None:
     import serve as serve_script  # noqa: PLC0415 - the top-level make serve script
 
-    asked: list[Path | None] = []
-    monkeypatch.setattr(serve_script, "load_production_retriever", asked.append)
+    asked: list[tuple[Path | None, ServingConfig | None]] = []
+    monkeypatch.setattr(serve_script, "load_production_retriever", lambda *args: asked.append(args))
     monkeypatch.setattr(serve_script, "serve", lambda *args: None)
     assert serve_script.main(["--corpus", str(tmp_path / "c.jsonl")]) == 0
-    assert serve_script.main([]) == 0
-    assert asked == [tmp_path / "c.jsonl", None]
+    assert serve_script.main(["--concat-max-tokens", "64", "--conversation-ttl", "60"]) == 0
+    assert [corpus for corpus, _ in asked] == [tmp_path / "c.jsonl", None]
+    serving = asked[1][1]  # make serve takes prime serve's serving flags
+    assert serving is not None and serving.concat_max_tokens == 64
+    assert serving.conversation_ttl_s == 60
     monkeypatch.undo()  # the real loader: a missing file fails before the store is read
     missing = tmp_path / "missing.jsonl"
     assert serve_script.main(["--corpus", str(missing)]) == 2

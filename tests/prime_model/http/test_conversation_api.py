@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from prime_model.encode.memory_cache import LruEncoder
-from prime_model.errors import ConfigError, RequestError, RetrievalError
+from prime_model.errors import ConfigError, RequestError, RetrievalError, UnknownConversationError
 from prime_model.http.app import create_app
-from prime_model.http.conversations import ConversationStore, UnknownConversationError
+from prime_model.http.conversations import ConversationStore
 from prime_model.http.request import MAX_TEXT_CHARS, parse_invoke_body, parse_request
 from prime_model.http.service import Retriever
 from tests.prime_model.http.test_roles import KEEP, FittingEncoder, flagged_retriever

@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from prime_model.errors import ConfigError, RequestError
+from prime_model.errors import ConfigError, RequestError, UnknownConversationError
 from prime_model.http.conversations import (
     ConversationStore,
     StoredTurn,
-    UnknownConversationError,
     check_conversation_id,
     parse_turns,
 )
