@@ -8,6 +8,7 @@ Memory is judged after a warm-up: the RSS at ``warmup_s`` against the last sampl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -162,3 +163,29 @@ def markdown(results: Sequence[LoadResult], header: Sequence[str] = ()) -> str:
                 f"{_number(r.load_avg_1m, '.1f')} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def code_version() -> str:
+    """The commit the served code came from, and whether the library had local changes then:
+    the server runs the working tree, not a commit."""
+    import subprocess  # noqa: PLC0415
+
+    def git(*words: str) -> str:
+        command = ["git", *words]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        return done.stdout.strip() if done.returncode == 0 else "?"
+
+    dirty = git("status", "--porcelain", "--", "prime_model")
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
+        " + uncommitted changes in prime_model/" if dirty and dirty != "?" else ""
+    )
+
+
+def machine() -> str:
+    import torch  # noqa: PLC0415
+
+    from prime_model.bench.machine import describe_machine  # noqa: PLC0415
+
+    found = describe_machine(torch.device("cpu"))
+    cores = len(os.sched_getaffinity(0))
+    return f"CPU: {found.processor}, {cores} cores, {found.instruction_set}"

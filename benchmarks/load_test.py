@@ -32,7 +32,14 @@ from pathlib import Path
 
 from benchmarks.index_data import DEFAULT_DATA
 from benchmarks.load_clients import MemorySampler, rss_mb, run_clients
-from benchmarks.load_report import LoadResult, markdown, memory_result, summarize
+from benchmarks.load_report import (
+    LoadResult,
+    code_version,
+    machine,
+    markdown,
+    memory_result,
+    summarize,
+)
 from benchmarks.load_requests import (
     APIS,
     ORDERS,
@@ -228,8 +235,8 @@ def _index_dir(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    header = [f"# Load test ({args.seconds:.0f} s per row, loopback)", "", f"- {_machine()}"]
-    header.append(f"- code: {_code_version()}")
+    header = [f"# Load test ({args.seconds:.0f} s per row, loopback)", "", f"- {machine()}"]
+    header.append(f"- code: {code_version()}")
     recalls: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="prime-load-") as tmp:
         workdir = Path(tmp)
@@ -285,36 +292,6 @@ def write_reports(
     }
     write_text_atomic(out / "load_test.json", json.dumps(payload, indent=2) + "\n")
     sys.stdout.write(report)
-
-
-def _code_version() -> str:
-    """The commit the served code came from, and whether the library had local changes then:
-    the server runs the working tree, not a commit."""
-    import subprocess  # noqa: PLC0415
-
-    def git(*words: str) -> str:
-        done = subprocess.run(  # noqa: S603 - fixed arguments
-            ["git", *words],
-            capture_output=True,
-            text=True,
-            check=False,  # noqa: S607
-        )
-        return done.stdout.strip() if done.returncode == 0 else "?"
-
-    dirty = git("status", "--porcelain", "--", "prime_model")
-    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
-        " + uncommitted changes in prime_model/" if dirty and dirty != "?" else ""
-    )
-
-
-def _machine() -> str:
-    import torch  # noqa: PLC0415
-
-    from prime_model.bench.machine import describe_machine  # noqa: PLC0415
-
-    machine = describe_machine(torch.device("cpu"))
-    cores = len(os.sched_getaffinity(0))
-    return f"CPU: {machine.processor}, {cores} cores, {machine.instruction_set}"
 
 
 if __name__ == "__main__":

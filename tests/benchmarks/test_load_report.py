@@ -4,11 +4,18 @@ warm-up; and the real index's text choice (cached texts first). No server."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from benchmarks.load_clients import FIRST, WARM, ClientRun, Samples
-from benchmarks.load_report import markdown, memory_result, summarize, summarize_pass
+from benchmarks.load_report import (
+    code_version,
+    markdown,
+    memory_result,
+    summarize,
+    summarize_pass,
+)
 from benchmarks.load_server import cached_first
 from prime_model.encode.cache import text_key
 
@@ -82,3 +89,10 @@ def test_the_index_takes_cached_texts_first_without_repeats_or_blanks() -> None:
     assert cached_first(texts, cached, items=3) == ["c", "d", "a"]
     assert cached_first(texts, cached, items=10) == ["c", "d", "a", "b"]
     assert cached_first(texts, set(), items=2) == ["a", "b"]
+
+
+def test_the_header_names_the_served_code() -> None:
+    if not Path(".git").exists():
+        pytest.skip("not run from a git checkout")
+    version = code_version()
+    assert version.startswith("commit ") and not version.startswith("commit ?")
