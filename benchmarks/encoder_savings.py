@@ -27,7 +27,7 @@ def encode_savings(
 ) -> dict[str, Any]:
     """What each cap saves a request, on ``frame`` (doc2dial): the newest history entry (the
     system response a new turn brings) and the history + query text, encoded one text per call
-    as a server does, whole (the encoder's 256 tokens) vs cut; the best of 2 runs per text."""
+    as a server does, whole (the encoder's 256 tokens) vs cut, interleaved text by text."""
     turns = frame[frame["history"].map(len) > 0].sample(n=sample, random_state=0, replace=False)
     newest = [h[-1] for h in turns["history"]]
     joined = keep_tails(
@@ -41,33 +41,41 @@ def encode_savings(
         "history + query": (joined, lambda t, n: keep_tails(t, tokenizer, n)),
     }
     for label, (texts, cut) in cuts.items():
-        whole = _timed(texts, encoder, tokenizer)
-        rows: dict[str, Any] = {"whole": whole}
-        for n in caps:
-            capped = _timed(cut(texts, n), encoder, tokenizer)
-            rows[f"cap {n}"] = {**capped, "ms_saved": whole["ms"] - capped["ms"]}
-        out[label] = rows
+        lists = {"whole": list(texts), **{f"cap {n}": cut(list(texts), n) for n in caps}}
+        timed = _timed(lists, encoder, tokenizer)
+        for name in lists:
+            if name != "whole":
+                timed[name]["ms_saved"] = timed["whole"]["ms"] - timed[name]["ms"]
+        out[label] = timed
     return out
 
 
-def _timed(texts: Sequence[str], encoder: YEncoder, tokenizer: Any) -> dict[str, float]:
-    """Mean tokens (as the encoder reads them: at most 254) and mean ms per one-text call."""
-    encoder.encode(list(texts[:2]))  # warm-up
-    times = []
-    for text in texts:
-        runs = []
-        for _ in range(2):
-            clock = time.perf_counter()
-            encoder.encode([text])
-            runs.append(time.perf_counter() - clock)
-        times.append(min(runs))
-    counts = [
-        len(tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]) for t in texts
-    ]
-    return {
-        "tokens": sum(min(c, ENCODER_TOKENS) for c in counts) / len(counts),
-        "ms": 1000 * sum(times) / len(times),
-    }
+def _timed(
+    lists: dict[str, list[str]], encoder: YEncoder, tokenizer: Any
+) -> dict[str, dict[str, float]]:
+    """Mean tokens (as the encoder reads them: at most 254) and mean ms per one-text call, for
+    each list; text i of every list is timed back to back (best of 2), so a machine whose load
+    drifts during the run charges every list alike."""
+    encoder.encode(next(iter(lists.values()))[:2])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in lists}
+    for i in range(len(next(iter(lists.values())))):
+        for name, texts in lists.items():
+            runs = []
+            for _ in range(2):
+                clock = time.perf_counter()
+                encoder.encode([texts[i]])
+                runs.append(time.perf_counter() - clock)
+            times[name].append(min(runs))
+    out: dict[str, dict[str, float]] = {}
+    for name, texts in lists.items():
+        counts = [
+            len(tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]) for t in texts
+        ]
+        out[name] = {
+            "tokens": sum(min(c, ENCODER_TOKENS) for c in counts) / len(counts),
+            "ms": 1000 * sum(times[name]) / len(times[name]),
+        }
+    return out
 
 
 def timing_encoder(reference: YEncoder) -> YEncoder:

@@ -214,5 +214,5 @@ def test_savings_time_whole_and_cut_texts_one_per_call(tokenizer: Any) -> None:
     joined = out["history + query"]
     assert joined["whole"]["tokens"] <= 254 and joined["cap 32"]["tokens"] <= 30
     warm_ups = [call for call in encoder.calls if len(call) != 1]
-    assert len(warm_ups) <= 6  # one per timed list; every timed call holds one text
+    assert len(warm_ups) == 2  # one per label; every timed call holds one text
     assert sum(len(call) == 1 for call in encoder.calls) == 2 * 5 * 6  # 2 runs x 5 texts x 6 lists
