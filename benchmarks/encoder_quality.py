@@ -114,6 +114,20 @@ def cap_histories(frames: Frames, tokenizer: Any, max_tokens: int, system_only: 
     return out
 
 
+def entries_cut(before: Frames, after: Frames) -> dict[str, float]:
+    """Per set, the share of history entries a cap changed: a cap that cuts nothing is not
+    judged by the set, whatever its deltas."""
+    out = {}
+    for name, frame in before.items():
+        pairs = [
+            (a, b)
+            for h, g in zip(frame["history"], after[name]["history"], strict=True)
+            for a, b in zip(h, g, strict=True)
+        ]
+        out[name] = sum(a != b for a, b in pairs) / max(len(pairs), 1)
+    return out
+
+
 def _is_system(roles: Sequence[str] | None, i: int) -> bool:
     return roles is not None and i < len(roles) and roles[i] == "system"
 
@@ -271,6 +285,8 @@ def run(
             continue
         scores = judge(model, v_frames, encoder, encoded)
         rows[variant.name] = {**with_deltas(scores, base), "seconds": time.perf_counter() - clock}
+        if v_frames is not frames:
+            rows[variant.name]["entries_cut"] = entries_cut(frames, v_frames)
         logger.info("%s: %s", variant.name, rows[variant.name])
         if on_variant is not None:
             on_variant(_results(args, rows, frames, started))

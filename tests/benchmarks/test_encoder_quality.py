@@ -197,6 +197,8 @@ def test_main_writes_both_tables_and_skips_a_missing_engine(
     assert list(results["variants"]) == ["reference", "history-head:8"]
     assert set(results["variants"]["reference"]["sets"]) == set(eq.JUDGED)
     assert results["variants"]["reference"]["worst_delta"] == 0.0
+    cut = results["variants"]["history-head:8"]["entries_cut"]
+    assert set(cut) == set(eq.JUDGED) and all(0 < share < 1 for share in cut.values())
     assert results["cpu"] and results["max_eval_turns"] == 16
     table = (tmp_path / "out" / "encoder_quality.md").read_text(encoding="utf-8")
     assert "| history-head:8 |" in table and "| doc2dial held-out (span) MRR |" in table
