@@ -46,8 +46,9 @@ def add_serve_commands(
     index.add_argument(
         "--engine",
         choices=("torch", "onnx"),
-        default=None,
-        help="Y-Encoder engine (default: torch, the reference; onnx with --precision int8)",
+        default="onnx",
+        help="Y-Encoder engine (default onnx: the batch fast path, about 2x torch on a CPU, the "
+        "same vectors; torch: the reference)",
     )
     _add_precision(index, "the Y-Encoder's vectors; `prime serve --precision` must match")
     index.set_defaults(command=_index)
@@ -158,16 +159,16 @@ def _index(args: argparse.Namespace) -> int:
     from prime_model.encode.cache import cached, default_cache_dir  # noqa: PLC0415
     from prime_model.encode.encoders import EncoderConfig  # noqa: PLC0415
     from prime_model.encode.engine import load_encoder  # noqa: PLC0415
+    from prime_model.encode.progress import ProgressEncoder  # noqa: PLC0415
     from prime_model.retrieve.corpus import build_index, read_corpus  # noqa: PLC0415
     from prime_model.retrieve.index import IndexConfig  # noqa: PLC0415
     from prime_model.retrieve.index_files import INDEX_FILES  # noqa: PLC0415
 
     check_replaceable(args.out, INDEX_FILES)  # before encoding: never over a user's files
     corpus = read_corpus(args.corpus)
-    engine = args.engine or ("onnx" if args.precision == "int8" else "torch")
-    config = EncoderConfig(model=args.encoder, engine=engine, precision=args.precision)
+    config = EncoderConfig(model=args.encoder, engine=args.engine, precision=args.precision)
     loaded = load_encoder(config)
-    encoder = cached(loaded, default_cache_dir(), loaded.identity)
+    encoder = cached(ProgressEncoder(loaded), default_cache_dir(), loaded.identity)
     index = build_index(corpus, encoder, IndexConfig(kind=args.kind))
     logger.info("wrote an index of %d items to %s", len(index), index.save(args.out))
     return 0
