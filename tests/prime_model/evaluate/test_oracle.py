@@ -7,9 +7,9 @@ import pytest
 
 from prime_model import DataValidationError
 from prime_model.data import Turn, turns_to_frame
+from prime_model.data.schema import REWRITE_COLUMN
 from prime_model.encode.encoding import encode_turns
 from prime_model.evaluate.oracle import (
-    REWRITE_COLUMN,
     REWRITE_ORACLE,
     rewrite_oracle,
     turn_rewrites,
