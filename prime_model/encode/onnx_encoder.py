@@ -253,13 +253,8 @@ class OnnxTextEncoder:
         if cached is not None:
             return cached
         data = self._export(model)
-        session = self._make_session(data)
-        problem = self._parity_problem(session, reference, MIN_COSINE)
-        if problem is not None:
-            raise OnnxEncoderError(
-                f"the ONNX export of Y-Encoder {self._name!r} does not reproduce "
-                f"sentence-transformers: {problem}; nothing was cached"
-            )
+        what = f"the ONNX export of Y-Encoder {self._name!r} does not reproduce"
+        session = self._fresh_session(data, reference, MIN_COSINE, what)
         write_cached(self.directory, data, self.key, self.input_names, self._dim)
         return data, session
 
@@ -279,15 +274,21 @@ class OnnxTextEncoder:
             return cached
         data = quantize_int8(fp32, self._name)
         self.quantized = True
-        session = self._make_session(data)
-        problem = self._parity_problem(session, reference, MIN_COSINE_INT8)
-        if problem is not None:
-            raise OnnxEncoderError(
-                f"the int8 ONNX graph of Y-Encoder {self._name!r} is too far from "
-                f"sentence-transformers: {problem}; nothing was cached"
-            )
+        what = f"the int8 ONNX graph of Y-Encoder {self._name!r} is too far from"
+        session = self._fresh_session(data, reference, MIN_COSINE_INT8, what)
         write_cached(directory, data, key, self.input_names, self._dim)
         return data, session
+
+    def _fresh_session(
+        self, data: bytes, reference: SentenceTransformerEncoder, floor: float, what: str
+    ) -> Any:
+        """A session on a graph just made, refused (and so never cached) unless it reproduces
+        ``reference`` to cosine ``floor``."""
+        session = self._make_session(data)
+        problem = self._parity_problem(session, reference, floor)
+        if problem is not None:
+            raise OnnxEncoderError(f"{what} sentence-transformers: {problem}; nothing was cached")
+        return session
 
     def _verified(
         self,
