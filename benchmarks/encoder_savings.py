@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from prime_model.encode.encoders import YEncoder, keep_tails
-from prime_model.encode.token_caps import keep_heads
+from prime_model.encode.encoders import YEncoder
+from prime_model.encode.token_caps import keep_heads, keep_tails
 from prime_model.errors import PrimeError
 
 logger = logging.getLogger("benchmarks.encoder_savings")

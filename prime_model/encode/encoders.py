@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig, PredictorConfig
 from prime_model.devices import check_device
+from prime_model.encode.token_caps import keep_tails
 from prime_model.errors import ConfigError
 from prime_model.logs import is_terminal, quiet_loggers
 
@@ -181,42 +182,6 @@ def _load(config: EncoderConfig) -> tuple[str, SentenceTransformer]:
     model.requires_grad_(False)  # frozen: targets must not move while the predictor trains
     logger.info("Y-Encoder %s: %s-d on %s", name, _embedding_dim(model), device)
     return name, model
-
-
-def keep_tails(texts: Sequence[str], tokenizer: Any, max_seq_length: int | None) -> list[str]:
-    """Each text's end that fits ``max_seq_length`` tokens with [CLS]/[SEP] (None: unchanged).
-
-    Shared by every encoder that offers ``fit_to_limit``, so training (torch) and serving (ONNX)
-    cut history + query texts identically.
-    """
-    if max_seq_length is None:
-        return list(texts)
-    specials = int(tokenizer.num_special_tokens_to_add(pair=False))
-    limit = max(1, int(max_seq_length) - specials)
-    return [_keep_tail(text, tokenizer, limit) for text in texts]
-
-
-def _keep_tail(text: str, tokenizer: Any, limit: int) -> str:
-    """The end of ``text`` holding at most ``limit`` tokens, cut where a word starts if possible.
-
-    Cutting inside a word would re-tokenise its remainder differently (and over the limit), so
-    with a fast tokenizer the cut moves forward to the first kept token that follows whitespace;
-    otherwise, or if that still does not fit, the kept token ids are decoded.
-    """
-    fast = bool(getattr(tokenizer, "is_fast", False))
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=fast, verbose=False)
-    ids: list[int] = list(encoding["input_ids"])
-    if len(ids) <= limit:
-        return text
-    first = len(ids) - limit
-    if fast:
-        starts = [int(start) for start, _ in encoding["offset_mapping"][first:]]
-        at_word = [s for s in starts if s == 0 or text[s - 1].isspace()]
-        tail = text[(at_word or starts)[0] :]
-        kept = tokenizer(tail, add_special_tokens=False, verbose=False)["input_ids"]
-        if len(kept) <= limit:
-            return tail
-    return str(tokenizer.decode(ids[first:]))
 
 
 def _embedding_dim(model: SentenceTransformer) -> int | None:

@@ -13,9 +13,7 @@ follows the threading policy of :mod:`.sessions`.
 
 from __future__ import annotations
 
-import copy
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -23,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from prime_model.encode.buckets import pad_rows, plan_batches, run_batches
-from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder, keep_tails
+from prime_model.encode.buckets import plan_batches, run_batches
+from prime_model.encode.encoders import EncoderConfig, SentenceTransformerEncoder
 from prime_model.encode.identity import encoder_fingerprint
+from prime_model.encode.locked_tokenizer import LockedTokenizer
 from prime_model.encode.onnx_cache import (
     ONNX_FILE,
     cache_folder,
@@ -109,8 +108,7 @@ class OnnxTextEncoder:
                 f"Y-Encoder {self._name!r} has no tokenizer; expected a text sentence-transformer"
             )
         # our own copy: the torch encoder (fit_to_limit) may use its tokenizer at the same time
-        self._tokenizer: Any = copy.deepcopy(tokenizer)
-        self._tokenizer_lock = threading.Lock()  # fast tokenizers: "Already borrowed" otherwise
+        self._tokens = LockedTokenizer(tokenizer)
         self.input_names = self._input_names()
         self.key = cache_key(self._identity, self._fingerprint, self.input_names, OPSET)
         self._root = cache_dir if cache_dir is not None else default_onnx_cache_dir()
@@ -148,7 +146,7 @@ class OnnxTextEncoder:
     @property
     def tokenizer(self) -> Any:
         """The tokenizer this encoder counts tokens with (read-only; do not change it)."""
-        return self._tokenizer
+        return self._tokens.tokenizer
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Unit float32 vectors, len(texts)×dim: tokenised once, run in length-sorted batches
@@ -169,11 +167,10 @@ class OnnxTextEncoder:
 
     def fit_to_limit(self, texts: Sequence[str]) -> list[str]:
         """Drop the start of texts over the token limit, as the torch encoder does in training."""
-        with self._tokenizer_lock:
-            return keep_tails(texts, self._tokenizer, self.max_seq_length)
+        return self._tokens.keep_tails(texts, self.max_seq_length)
 
     def _encode_with(self, session: Any, texts: list[str]) -> npt.NDArray[np.float32]:
-        ids = self._token_ids(texts)
+        ids = self._tokens.token_ids(texts, self.input_names, self.max_seq_length)
         batches = plan_batches(
             [len(row["input_ids"]) for row in ids],
             max_tokens=self.max_batch_tokens,
@@ -181,37 +178,17 @@ class OnnxTextEncoder:
         )
         return run_batches(
             batches,
-            lambda batch: self._run(session, self._pad([ids[i] for i in batch]), len(batch)),
+            lambda batch: self._run(
+                session, self._tokens.pad([ids[i] for i in batch], self.input_names), len(batch)
+            ),
             count=len(texts),
             dim=self._dim,
         )
 
-    def _token_ids(self, texts: list[str]) -> list[dict[str, list[int]]]:
-        """Every text's token ids, cut at ``max_seq_length`` as sentence-transformers does."""
-        with self._tokenizer_lock:
-            encoded = self._tokenizer(
-                texts,
-                padding=False,
-                truncation="longest_first" if self.max_seq_length is not None else False,
-                max_length=self.max_seq_length,
-                verbose=False,
-            )
-        columns = [list(encoded[name]) for name in self.input_names]
-        return [dict(zip(self.input_names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-    def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, npt.NDArray[np.int64]]:
-        """One batch padded to its longest text, on the tokenizer's side, with its pad ids."""
-        fill = {
-            "input_ids": int(self._tokenizer.pad_token_id or 0),
-            "attention_mask": 0,
-            "token_type_ids": int(getattr(self._tokenizer, "pad_token_type_id", 0) or 0),
-        }
-        left = getattr(self._tokenizer, "padding_side", "right") == "left"
-        return pad_rows(rows, self.input_names, fill, left=left)
-
     def _tokenize(self, texts: list[str]) -> dict[str, npt.NDArray[np.int64]]:
         """As sentence-transformers does: pad to the longest, cut at ``max_seq_length``."""
-        return self._pad(self._token_ids(texts))
+        rows = self._tokens.token_ids(texts, self.input_names, self.max_seq_length)
+        return self._tokens.pad(rows, self.input_names)
 
     def _run(
         self, session: Any, feeds: dict[str, npt.NDArray[np.int64]], count: int
@@ -230,7 +207,7 @@ class OnnxTextEncoder:
         return out
 
     def _input_names(self) -> tuple[str, ...]:
-        produced = set(self._tokenize_probe())
+        produced = set(self._tokens.input_names())
         missing = [name for name in _REQUIRED_INPUTS if name not in produced]
         if missing:
             raise OnnxEncoderError(
@@ -238,10 +215,6 @@ class OnnxTextEncoder:
                 f"at least {list(_REQUIRED_INPUTS)}"
             )
         return tuple(name for name in _INPUTS if name in produced)
-
-    def _tokenize_probe(self) -> list[str]:
-        with self._tokenizer_lock:
-            return list(self._tokenizer(["probe"], verbose=False).keys())
 
     # --- the cached files, or a fresh export ------------------------------------------------
 

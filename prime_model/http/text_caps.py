@@ -9,14 +9,12 @@ Y-Encoder's tokenizer does, special tokens not counted.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from prime_model.encode.encoders import keep_tails
-from prime_model.encode.token_caps import keep_heads
+from prime_model.encode.locked_tokenizer import LockedTokenizer
 from prime_model.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -58,9 +56,8 @@ class TextCaps:
             if value is not None and (isinstance(value, bool) or value < 1):
                 raise ConfigError(f"{name}={value!r}; expected a number of tokens >= 1 or None")
         self.history_max_tokens, self.concat_max_tokens = history_max_tokens, concat_max_tokens
-        self._lock = threading.Lock()
         self._fit_lock = threading.Lock()  # a torch encoder's fit_to_limit has no lock of its own
-        self._tokenizer: Any = None
+        self._tokens: LockedTokenizer | None = None
         if history_max_tokens is not None or concat_max_tokens is not None:
             tokenizer = _find(encoder, "tokenizer")
             if tokenizer is None or not callable(tokenizer):
@@ -69,7 +66,7 @@ class TextCaps:
                     f"{getattr(encoder, 'name', encoder)!r} offers none; expected an encoder with "
                     "a public `tokenizer` (sentence-transformers or ONNX), or no token caps"
                 )
-            self._tokenizer = copy.deepcopy(tokenizer)
+            self._tokens = LockedTokenizer(tokenizer)
         fit = _find(encoder, "fit_to_limit")
         self._fit = cast(Callable[[Sequence[str]], list[str]], fit) if callable(fit) else None
         if concat_input and concat_max_tokens is None and self._fit is None:
@@ -82,18 +79,16 @@ class TextCaps:
 
     def history(self, texts: Sequence[str]) -> list[str]:
         """Each history entry's first ``history_max_tokens`` tokens (all of it when off)."""
-        if self.history_max_tokens is None or not texts:
+        if self.history_max_tokens is None or self._tokens is None or not texts:
             return list(texts)
-        with self._lock:
-            return keep_heads(texts, self._tokenizer, self.history_max_tokens)
+        return self._tokens.keep_heads(texts, self.history_max_tokens)
 
     def concat(self, text: str) -> str:
         """History + query's last ``concat_max_tokens`` tokens; when off, what the encoder's
         ``fit_to_limit`` keeps (training's cut), else the text unchanged."""
-        if self.concat_max_tokens is not None:
-            with self._lock:
-                specials = int(self._tokenizer.num_special_tokens_to_add(pair=False))
-                return keep_tails([text], self._tokenizer, self.concat_max_tokens + specials)[0]
+        if self.concat_max_tokens is not None and self._tokens is not None:
+            limit = self.concat_max_tokens + self._tokens.special_tokens()
+            return self._tokens.keep_tails([text], limit)[0]
         if self._fit is None:
             return text
         with self._fit_lock:

