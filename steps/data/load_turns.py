@@ -5,7 +5,7 @@ from typing import Annotated
 import pandas as pd
 from zenml import step
 
-from prime_model.data.source import DataSource, fingerprint_turns
+from prime_model.data.source import DataSource
 from prime_model.data.source import load_turns as load
 from steps._metadata import log_step_metadata
 from steps.materializers.fingerprinted_turns import FingerprintedTurnTableMaterializer
@@ -13,19 +13,11 @@ from steps.materializers.fingerprinted_turns import FingerprintedTurnTableMateri
 
 @step(output_materializers={"turns": FingerprintedTurnTableMaterializer})
 def load_turns(source: DataSource) -> Annotated[pd.DataFrame, "turns"]:
-    """Generate the sample set or read the user's file(s); the fingerprint names the dataset
-    version and is the artifact's content hash, so unchanged data hits the cache downstream."""
+    """Generate the sample set or read the user's file(s). The materializer records the
+    fingerprint (the dataset version, also the artifact's content hash, so unchanged data hits
+    the cache downstream), rows and conversations; this step adds where the data came from."""
     turns = load(source)
-    log_step_metadata(
-        {
-            "fingerprint": fingerprint_turns(turns),
-            "rows": len(turns),
-            "conversations": int(turns["conversation_id"].nunique()),
-            "source": _described(source),
-        },
-        artifact_name="turns",
-        infer_artifact=True,
-    )
+    log_step_metadata({"source": _described(source)}, artifact_name="turns", infer_artifact=True)
     return turns
 
 
