@@ -30,7 +30,14 @@ from prime_model.data.records import (
     text_field,
     turn_number,
 )
-from prime_model.data.schema import COLUMNS, REWRITE_COLUMN, ROLE_COLUMN, conform_frame
+from prime_model.data.schema import (
+    COLUMNS,
+    EXTRA_TARGET_COLUMN,
+    REWRITE_COLUMN,
+    ROLE_COLUMN,
+    conform_frame,
+)
+from prime_model.data.topic_passages import topic_passages
 from prime_model.errors import DataValidationError
 from prime_model.text import shown
 
@@ -68,8 +75,12 @@ def read_public(path: Path, fmt: str, target: str) -> pd.DataFrame:
     elif fmt == "doc2dial":
         rows = doc2dial_rows(path, target)
     else:
+        records = load_records(path)
         to_row = _qrecc_row if fmt == "qrecc" else _topiocqa_row
-        rows = [to_row(record, path, i, target) for i, record in enumerate(load_records(path))]
+        rows = [to_row(record, path, i, target) for i, record in enumerate(records)]
+        if fmt == "topiocqa":  # passage-like texts a training turn may also be trained on
+            for row, passage in zip(rows, topic_passages(records, path), strict=True):
+                row[EXTRA_TARGET_COLUMN] = passage
     kept = [row for row in rows if row["target"] not in NO_ANSWER]
     if len(kept) < len(rows):
         logger.info(
@@ -80,9 +91,9 @@ def read_public(path: Path, fmt: str, target: str) -> pd.DataFrame:
             target,
             "/".join(sorted(NO_ANSWER)),
         )
-    return conform_frame(
-        pd.DataFrame(kept, columns=[*COLUMNS, ROLE_COLUMN, REWRITE_COLUMN]), source=str(path)
-    )
+    extra = [EXTRA_TARGET_COLUMN] if fmt == "topiocqa" else []
+    columns = [*COLUMNS, ROLE_COLUMN, REWRITE_COLUMN, *extra]
+    return conform_frame(pd.DataFrame(kept, columns=columns), source=str(path))
 
 
 def alternating_roles(history: list[str]) -> list[str]:

@@ -18,7 +18,9 @@ target_id         object (str)    optional id of the target in a corpus; None if
 A reader that knows who said each history entry adds the optional column ``history_roles``
 (list[str] of :data:`ROLES`, one per history entry); tables without it mean "unknown", which the
 predictor reads as it always did. A table read from several files (:mod:`prime_model.data.sources`)
-adds the optional column ``source`` (the file's name), which its split groups by.
+adds the optional column ``source`` (the file's name), which its split groups by. Readers of
+datasets with human rewrites add ``rewrite`` (the oracle's question, never a model input), and the
+TopiOCQA reader adds ``extra_target``: a passage-like text a training turn may also be trained on.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ INPUT_COLUMNS: Final = ("conversation_id", "turn", "history", "query")  # what p
 ROLE_COLUMN: Final = "history_roles"
 SOURCE_COLUMN: Final = "source"
 REWRITE_COLUMN: Final = "rewrite"  # the question made self-contained by a human: the oracle
-EXTRA_COLUMNS: Final = (ROLE_COLUMN, SOURCE_COLUMN, REWRITE_COLUMN)  # optional, kept when present
+# a second, passage-like text a training turn may also be trained on (see sources.FileSource)
+EXTRA_TARGET_COLUMN: Final = "extra_target"
+EXTRA_COLUMNS: Final = (ROLE_COLUMN, SOURCE_COLUMN, REWRITE_COLUMN, EXTRA_TARGET_COLUMN)
 ROLES: Final = ("user", "system")  # index + 1 is the role id; 0 is unknown (and padding)
 _INT64_LIMIT: Final = 2.0**63  # compared as float: uint64, bool and object columns alike
 DTYPES: Final = {
@@ -107,7 +111,7 @@ def conform_frame(
         index=out.index,
         dtype=object,
     )
-    for column in ("conversation_id", "target_id", REWRITE_COLUMN):
+    for column in ("conversation_id", "target_id", REWRITE_COLUMN, EXTRA_TARGET_COLUMN):
         if column not in out.columns:
             continue
         out[column] = pd.Series(

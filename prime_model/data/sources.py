@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig
 from prime_model.data.readers import read_turns
-from prime_model.data.schema import SOURCE_COLUMN, truncate_histories
+from prime_model.data.schema import EXTRA_TARGET_COLUMN, SOURCE_COLUMN, truncate_histories
 from prime_model.data.split import SPLITS, TurnSplits, split_by_conversation
 from prime_model.encode.texts import joined_texts
 from prime_model.errors import ConfigError, DataValidationError, EmptySplitError
@@ -48,6 +48,11 @@ class FileSource(FrozenConfig):
     )
     test_fraction: float | None = Field(
         None, ge=0, lt=1, description="default: the run's test_fraction"
+    )
+    train_on_extra_target: bool = Field(
+        False,
+        description="each training turn appears once more with its extra_target (TopiOCQA: the "
+        "answers on its topic around it, passage-like) as its target; val and test never do",
     )
 
     @property
@@ -113,7 +118,8 @@ def split_sources(
             test_fraction if source.test_fraction is None else source.test_fraction,
             seed,
         )
-        parts["train"].append(share_of_conversations(split.train, source.weight, seed))
+        train = share_of_conversations(split.train, source.weight, seed)
+        parts["train"].append(with_extra_targets(train) if source.train_on_extra_target else train)
         parts["val"].append(split.val)
         parts["test"].append(split.test)
     train, val, test = (pd.concat(parts[name], ignore_index=True) for name in SPLITS)
@@ -141,6 +147,25 @@ def check_every_row_listed(turns: pd.DataFrame, sources: Sequence[FileSource]) -
             f"turns from source(s) {unlisted} are not among the listed sources {sorted(listed)}; "
             "expected every row's source to be listed (with its fractions and weight)"
         )
+
+
+def with_extra_targets(turns: pd.DataFrame) -> pd.DataFrame:
+    """The turns, then each turn with an ``extra_target`` once more with it as its target.
+
+    Applied to a training part only (after the split), so an extra target never reaches a
+    validation or judged conversation.
+    """
+    if EXTRA_TARGET_COLUMN not in turns.columns:
+        sources = sorted({str(s) for s in turns.get(SOURCE_COLUMN, pd.Series(dtype=object))})
+        raise ConfigError(
+            f"train_on_extra_target is set for source(s) {sources}, whose turns have no "
+            f"{EXTRA_TARGET_COLUMN!r} column; expected a reader that fills it (format topiocqa) "
+            "or train_on_extra_target: false"
+        )
+    has = turns[turns[EXTRA_TARGET_COLUMN].notna()].copy()
+    has["target"], has["target_id"] = has[EXTRA_TARGET_COLUMN], None
+    logger.info("train: %d turns also trained on their extra target", len(has))
+    return pd.concat([turns, has], ignore_index=True)
 
 
 def share_of_conversations(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:

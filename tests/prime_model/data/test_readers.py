@@ -13,6 +13,7 @@ from prime_model.data.readers import SUPPORTED_FORMATS, read_turns
 from prime_model.data.schema import (
     COLUMNS,
     DTYPES,
+    EXTRA_TARGET_COLUMN,
     REWRITE_COLUMN,
     ROLE_COLUMN,
     Turn,
@@ -28,9 +29,11 @@ TOPIOCQA = FIXTURES / "topiocqa_sample.json"
 
 
 def _assert_turn_table(frame: pd.DataFrame) -> None:
-    """The schema's columns (public readers add who spoke each history entry and the rewrite)."""
+    """The schema's columns (public readers add who spoke each history entry and the rewrite;
+    TopiOCQA's also a passage-like extra target)."""
     roles = ROLE_COLUMN in frame.columns
-    extra = (ROLE_COLUMN, REWRITE_COLUMN) if roles else ()
+    extra: tuple[str, ...] = (ROLE_COLUMN, REWRITE_COLUMN) if roles else ()
+    extra += (EXTRA_TARGET_COLUMN,) if EXTRA_TARGET_COLUMN in frame.columns else ()
     assert tuple(frame.columns) == (*COLUMNS, *extra)
     dtypes = {**DTYPES, **dict.fromkeys(extra, "object")}
     assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == dtypes

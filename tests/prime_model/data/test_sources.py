@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prime_model.data.schema import SOURCE_COLUMN, conform_frame
+from prime_model.data.schema import EXTRA_TARGET_COLUMN, SOURCE_COLUMN, conform_frame
 from prime_model.data.source import DataSource, fingerprint_turns, load_turns
 from prime_model.data.sources import (
     FileSource,
@@ -164,3 +164,43 @@ def test_rows_of_an_unlisted_source_are_refused_not_dropped(
         split_sources(turns, two[:1], 0.2, 0.2, seed=0)
     with pytest.raises(DataValidationError, match="no 'source' column"):
         split_sources(turns.drop(columns=[SOURCE_COLUMN]), two, 0.2, 0.2, seed=0)
+
+
+def _with_extra_target(path: Path, conversations: int) -> Path:
+    turns = pd.read_json(_write(path, conversations), lines=True)
+    turns[EXTRA_TARGET_COLUMN] = [
+        f"passage {t}" if i % 2 else None for i, t in enumerate(turns["target"])
+    ]
+    turns.to_json(path, orient="records", lines=True)
+    return path
+
+
+def test_extra_targets_are_added_to_training_turns_only(tmp_path: Path) -> None:
+    plain = FileSource(path=str(_with_extra_target(tmp_path / "a.jsonl", 30)), name="a")
+    flagged = plain.model_copy(update={"train_on_extra_target": True})
+    turns = read_sources((plain,))
+    before = split_sources(turns, (plain,), 0.2, 0.2, seed=0)
+    after = split_sources(turns, (flagged,), 0.2, 0.2, seed=0)
+    assert after.val.equals(before.val) and after.test.equals(before.test)
+    extra = after.train.iloc[len(before.train) :]
+    assert after.train.iloc[: len(before.train)].equals(before.train)
+    has = before.train[before.train[EXTRA_TARGET_COLUMN].notna()]
+    assert len(extra) == len(has) > 0
+    assert extra["target"].tolist() == has[EXTRA_TARGET_COLUMN].tolist()
+    assert extra["query"].tolist() == has["query"].tolist()
+    assert extra["target_id"].isna().all()
+
+
+def test_extra_targets_of_a_source_without_them_are_a_config_error(
+    two: tuple[FileSource, ...],
+) -> None:
+    flagged = (two[0].model_copy(update={"train_on_extra_target": True}), two[1])
+    with pytest.raises(ConfigError, match=r"source\(s\) \['alpha'\].*no 'extra_target' column"):
+        split_sources(read_sources(two), flagged, 0.2, 0.2, seed=0)
+
+
+def test_the_fingerprint_follows_extra_targets(tmp_path: Path) -> None:
+    turns = read_sources((FileSource(path=str(_with_extra_target(tmp_path / "a.jsonl", 4))),))
+    changed = turns.copy()
+    changed.loc[1, EXTRA_TARGET_COLUMN] = "another passage"
+    assert fingerprint_turns(turns) != fingerprint_turns(changed)
