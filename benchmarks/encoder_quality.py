@@ -39,9 +39,9 @@ from prime_model import load_checkpoint
 from prime_model.atomic import write_text_atomic
 from prime_model.data.schema import ROLE_COLUMN
 from prime_model.encode.cache import cached, default_cache_dir
-from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder, keep_tails
+from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
 from prime_model.encode.encoding import EncodedTurns, encode_splits
-from prime_model.encode.token_caps import keep_heads
+from prime_model.encode.token_caps import keep_heads, keep_tails
 from prime_model.errors import ConfigError, PrimeError
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.model import EmbeddingPredictor
