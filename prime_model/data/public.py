@@ -16,6 +16,7 @@ import pandas as pd
 
 from prime_model.data.doc2dial import doc2dial_rows
 from prime_model.data.records import (
+    NO_ANSWER,
     Record,
     check_file,
     check_unicode,
@@ -55,7 +56,6 @@ WHY_NOT: Final = {
     "canard": "it has no passages",
     "doc2dial": "its targets are grounding spans (answer) and their paragraphs (passage)",
 }
-NO_ANSWER: Final = frozenset({"UNANSWERABLE", "CANNOTANSWER"})
 _SHARED_FIELDS: Final = ("Conversation_no", "Turn_no", "Context", "Question")
 _CANARD_FIELDS: Final = ("History", "QuAC_dialog_id", "Question", "Question_no", "Rewrite")
 _STRINGS: Final = "a list of strings"

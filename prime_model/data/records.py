@@ -26,6 +26,10 @@ GZIP_SUFFIX: Final = ".gz"
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 
+# what QuAC (CANNOTANSWER) and TopiOCQA (UNANSWERABLE) write instead of an answer: not content
+NO_ANSWER: Final = frozenset({"UNANSWERABLE", "CANNOTANSWER"})
+
+
 def data_suffix(path: Path) -> str:
     """The suffix that names the format: ``.jsonl`` for both ``a.jsonl`` and ``a.jsonl.gz``."""
     suffixes = [s.lower() for s in path.suffixes]

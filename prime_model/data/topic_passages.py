@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from prime_model.data.records import Record, check_unicode, id_field, turn_number
+from prime_model.data.records import NO_ANSWER, Record, check_unicode, id_field, turn_number
 from prime_model.errors import DataValidationError
 from prime_model.text import shown
 
 ANSWERS_BEFORE: Final = 1  # answers on the same topic before the turn's own
 ANSWERS_AFTER: Final = 2  # and after it
-_NO_ANSWER: Final = frozenset({"UNANSWERABLE", "CANNOTANSWER"})
 
 
 def topic_passages(records: Sequence[Record], path: Path) -> list[str | None]:
@@ -27,6 +26,7 @@ def topic_passages(records: Sequence[Record], path: Path) -> list[str | None]:
     :data:`ANSWERS_BEFORE` turns before to :data:`ANSWERS_AFTER` after it in its conversation
     (no-answer markers left out); None for a record without a topic or an answer."""
     topics = [_topic(record, path, i) for i, record in enumerate(records)]
+    answers = [_answer(record) for record in records]
     order: dict[str, list[int]] = {}
     for i, record in enumerate(records):
         order.setdefault(id_field(record, "Conversation_no", path, i), []).append(i)
@@ -35,13 +35,13 @@ def topic_passages(records: Sequence[Record], path: Path) -> list[str | None]:
         members.sort(key=lambda i: turn_number(records[i], "Turn_no", path, i))
         for at, i in enumerate(members):
             topic = topics[i]
-            if topic is None or _answer(records[i]) is None:
+            if topic is None or answers[i] is None:
                 continue
             window = members[max(0, at - ANSWERS_BEFORE) : at + ANSWERS_AFTER + 1]
             same = [j for j in window if (other := topics[j]) is not None and other[0] == topic[0]]
-            answers = " ".join(a for j in same if (a := _answer(records[j])) is not None)
+            joined = " ".join(a for j in same if (a := answers[j]) is not None)
             heading = f"{topic[0]}: {topic[1]}" if topic[1] else topic[0]
-            out[i] = f"{heading}. {answers}"
+            out[i] = f"{heading}. {joined}"
     return out
 
 
@@ -60,6 +60,6 @@ def _topic(record: Record, path: Path, index: int) -> tuple[str, str] | None:
 
 def _answer(record: Record) -> str | None:
     answer = record.get("Answer")
-    if not isinstance(answer, str) or not answer.strip() or answer in _NO_ANSWER:
+    if not isinstance(answer, str) or not answer.strip() or answer in NO_ANSWER:
         return None
     return answer.strip()

@@ -33,7 +33,8 @@ class LockedTokenizer:
 
     def special_tokens(self) -> int:
         """[CLS]/[SEP] and the like, added to one text."""
-        return int(self.tokenizer.num_special_tokens_to_add(pair=False))
+        with self._lock:
+            return int(self.tokenizer.num_special_tokens_to_add(pair=False))
 
     def keep_heads(self, texts: Sequence[str], max_tokens: int) -> list[str]:
         with self._lock:
