@@ -33,6 +33,7 @@ from prime_model.data.sources import FileSource, read_source, read_sources, spli
 from prime_model.encode.cache import cached, default_cache_dir
 from prime_model.encode.encoders import SentenceTransformerEncoder, YEncoder
 from prime_model.encode.encoding import EncodedTurns, encode_splits
+from prime_model.encode.progress import ProgressEncoder
 from prime_model.errors import ConfigError
 from prime_model.evaluate.evaluation import evaluate
 from prime_model.evaluate.metrics import gold_ranks, metrics_from_ranks
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace, encoder: YEncoder | None = None) -> dict[str, 
     if encoder is None:
         loaded = SentenceTransformerEncoder()
         cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-        encoder = cached(loaded, cache_dir, loaded.identity)
+        encoder = cached(ProgressEncoder(loaded), cache_dir, loaded.identity)
     n_max = predictor.max_context_length
     encoded = encode_splits(sets, encoder, n_max, concat=True)
     encoded_s = time.perf_counter() - started

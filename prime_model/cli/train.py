@@ -159,6 +159,7 @@ def train_and_evaluate(
     data stops the run after its validation report is written.
     """
     # heavy imports only when the command runs, so `prime --help` answers at once
+    from prime_model.data.sources import without_extra_targets  # noqa: PLC0415
     from prime_model.data.split import split_by_conversation  # noqa: PLC0415
     from prime_model.data.validation import ValidationConfig, validate_turns  # noqa: PLC0415
     from prime_model.encode.encoders import check_encoder_fits  # noqa: PLC0415
@@ -184,7 +185,9 @@ def train_and_evaluate(
         _write_report(validation_html, exc.report.to_html())  # kept for the user to read
         raise
     reports = {"validation": _write_report(validation_html, report.to_html())}
-    splits = split_by_conversation(turns, val_fraction, test_fraction, split_seed)
+    splits = split_by_conversation(
+        without_extra_targets(turns), val_fraction, test_fraction, split_seed
+    )  # extra targets train only through a pipeline's files sources
     logger.info("split by conversation: %s turns", splits.sizes())
     judged = "test" if len(splits.test) else "val"
     frames = {"train": splits.train, "val": splits.val, judged: getattr(splits, judged)}

@@ -51,8 +51,8 @@ class FileSource(FrozenConfig):
     )
     train_on_extra_target: bool = Field(
         False,
-        description="each training turn appears once more with its extra_target (TopiOCQA: the "
-        "answers on its topic around it, passage-like) as its target; val and test never do",
+        description="train on each turn's extra_target (TopiOCQA: the answers on its topic "
+        "around it, passage-like) as a second positive; val and test never see it",
     )
 
     @property
@@ -119,9 +119,9 @@ def split_sources(
             seed,
         )
         train = share_of_conversations(split.train, source.weight, seed)
-        parts["train"].append(with_extra_targets(train) if source.train_on_extra_target else train)
-        parts["val"].append(split.val)
-        parts["test"].append(split.test)
+        parts["train"].append(with_extra_targets(train, on=source.train_on_extra_target))
+        parts["val"].append(without_extra_targets(split.val))
+        parts["test"].append(without_extra_targets(split.test))
     train, val, test = (pd.concat(parts[name], ignore_index=True) for name in SPLITS)
     train = at_most_chars(train, max_train_chars, max_context_length)
     if train.empty:  # require_every_split would blame the fractions
@@ -149,12 +149,14 @@ def check_every_row_listed(turns: pd.DataFrame, sources: Sequence[FileSource]) -
         )
 
 
-def with_extra_targets(turns: pd.DataFrame) -> pd.DataFrame:
-    """The turns, then each turn with an ``extra_target`` once more with it as its target.
+def with_extra_targets(turns: pd.DataFrame, *, on: bool) -> pd.DataFrame:
+    """A training part that keeps its ``extra_target`` cells only if its source asked (``on``).
 
-    Applied to a training part only (after the split), so an extra target never reaches a
-    validation or judged conversation.
+    Training reads a kept cell as the turn's second positive (:mod:`prime_model.train.losses`).
+    Applied after the split, so an extra target never reaches a validation or judged turn.
     """
+    if not on:
+        return without_extra_targets(turns)
     if EXTRA_TARGET_COLUMN not in turns.columns:
         sources = sorted({str(s) for s in turns.get(SOURCE_COLUMN, pd.Series(dtype=object))})
         raise ConfigError(
@@ -162,10 +164,16 @@ def with_extra_targets(turns: pd.DataFrame) -> pd.DataFrame:
             f"{EXTRA_TARGET_COLUMN!r} column; expected a reader that fills it (format topiocqa) "
             "or train_on_extra_target: false"
         )
-    has = turns[turns[EXTRA_TARGET_COLUMN].notna()].copy()
-    has["target"], has["target_id"] = has[EXTRA_TARGET_COLUMN], None
-    logger.info("train: %d turns also trained on their extra target", len(has))
-    return pd.concat([turns, has], ignore_index=True)
+    logger.info(
+        "train: %d turns also trained on their extra target",
+        int(turns[EXTRA_TARGET_COLUMN].notna().sum()),
+    )
+    return turns
+
+
+def without_extra_targets(turns: pd.DataFrame) -> pd.DataFrame:
+    """The turns with no ``extra_target`` column: nothing trains or encodes them."""
+    return turns.drop(columns=[EXTRA_TARGET_COLUMN], errors="ignore")
 
 
 def share_of_conversations(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:

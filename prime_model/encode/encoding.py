@@ -20,7 +20,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from prime_model.atomic import atomic_file
-from prime_model.data.schema import ROLE_COLUMN, role_ids, truncate_histories
+from prime_model.data.schema import (
+    EXTRA_TARGET_COLUMN,
+    ROLE_COLUMN,
+    role_ids,
+    truncate_histories,
+)
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.texts import TextTable, fitted_concat_texts
 from prime_model.errors import DataValidationError
@@ -42,7 +47,8 @@ class EncodedTurns:
     context (M×N×D, zero-padded, oldest turn first), context_mask (M×N, True = real turn),
     query (M×D), target (M×D), target_index (M,) into corpus (K×D), plus ids for reporting.
     Optional: context_roles (M×N int64: 0 unknown, 1 user, 2 system) and concat (M×D, history +
-    query embedded as one text), for predictors that read them.
+    query embedded as one text), for predictors that read them; extra_target (M×D, zero rows
+    where extra_target_mask (M,) is False), a second positive training reads (not evaluation).
     """
 
     context: Tensor
@@ -58,6 +64,8 @@ class EncodedTurns:
     dim: int
     context_roles: Tensor | None = None
     concat: Tensor | None = None
+    extra_target: Tensor | None = None
+    extra_target_mask: Tensor | None = None
 
     def __post_init__(self) -> None:
         m, n = self.context_mask.shape
@@ -74,7 +82,12 @@ class EncodedTurns:
             for name, shape in expected.items()
             if tuple(getattr(self, name).shape) != shape
         ]
-        optional = {"context_roles": (m, n), "concat": (m, self.dim)}
+        optional = {
+            "context_roles": (m, n),
+            "concat": (m, self.dim),
+            "extra_target": (m, self.dim),
+            "extra_target_mask": (m,),
+        }
         wrong += [
             f"{name} {tuple(getattr(self, name).shape)} != {shape}"
             for name, shape in optional.items()
@@ -82,6 +95,8 @@ class EncodedTurns:
         ]
         if len(self.conversation_ids) != m:
             wrong.append(f"{len(self.conversation_ids)} conversation_ids for {m} turns")
+        if (self.extra_target is None) != (self.extra_target_mask is None):
+            wrong.append("extra_target and extra_target_mask come together, got only one")
         if wrong:
             raise DataValidationError(f"inconsistent EncodedTurns: {'; '.join(wrong)}")
 
@@ -163,6 +178,8 @@ class EncodedTurns:
             **{name: tensors[name] for name in _TENSORS},
             context_roles=tensors.get("context_roles"),
             concat=tensors.get("concat"),
+            extra_target=tensors.get("extra_target"),
+            extra_target_mask=tensors.get("extra_target_mask"),
             conversation_ids=_id_list(header, "conversation_ids", path),
             corpus_ids=_id_list(header, "corpus_ids", path),
             encoder_name=header["encoder_name"],
@@ -171,7 +188,7 @@ class EncodedTurns:
 
 
 _HEADER = ("conversation_ids", "corpus_ids", "encoder_name", "dim")
-_OPTIONAL = ("context_roles", "concat")
+_OPTIONAL = ("context_roles", "concat", "extra_target", "extra_target_mask")
 # name -> (rank, dtypes it may have, what to call them)
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _TENSOR_KINDS: dict[str, tuple[int, tuple[torch.dtype, ...], str]] = {
@@ -184,6 +201,8 @@ _TENSOR_KINDS: dict[str, tuple[int, tuple[torch.dtype, ...], str]] = {
     "turns": (1, (torch.int64,), "int64"),
     "context_roles": (2, (torch.int64,), "int64"),
     "concat": (2, _FLOATS, "floating-point"),
+    "extra_target": (2, _FLOATS, "floating-point"),
+    "extra_target_mask": (1, (torch.bool,), "bool"),
 }
 
 
@@ -221,6 +240,14 @@ def _texts(frame: pd.DataFrame) -> Iterable[str]:
         yield from history
     yield from frame["query"]
     yield from frame["target"]
+    yield from _extra_targets(frame)
+
+
+def _extra_targets(frame: pd.DataFrame) -> list[str]:
+    """The ``extra_target`` cells that hold a text (split_sources keeps them on train only)."""
+    if EXTRA_TARGET_COLUMN not in frame.columns:
+        return []
+    return [t for t in frame[EXTRA_TARGET_COLUMN] if isinstance(t, str)]
 
 
 def encode_splits(
@@ -249,8 +276,10 @@ def encode_splits(
 def encode_turns(
     turns: pd.DataFrame, encoder: YEncoder, max_context_length: int, *, concat: bool = False
 ) -> EncodedTurns:
-    """Encode one turn table; histories keep their ``max_context_length`` most recent turns."""
-    return encode_splits({"turns": turns}, encoder, max_context_length, concat=concat)["turns"]
+    """Encode one turn table (to evaluate or predict: its extra targets, being for training,
+    are left out); histories keep their ``max_context_length`` most recent turns."""
+    plain = turns.drop(columns=[EXTRA_TARGET_COLUMN], errors="ignore")
+    return encode_splits({"turns": plain}, encoder, max_context_length, concat=concat)["turns"]
 
 
 def _assemble(
@@ -278,7 +307,19 @@ def _assemble(
         dim=table.dim,
         context_roles=_roles(frame, context_mask.shape[1]),
         concat=None if joined is None else table.gather(joined),
+        **_extra(frame, table),
     )
+
+
+def _extra(frame: pd.DataFrame, table: TextTable) -> dict[str, Tensor]:
+    """extra_target (M×D, zero rows where absent) and its mask, when any row has one."""
+    if not _extra_targets(frame):
+        return {}
+    cells = frame[EXTRA_TARGET_COLUMN].tolist()
+    mask = torch.tensor([isinstance(t, str) for t in cells], dtype=torch.bool)
+    pad = table.vectors.shape[0] - 1  # the padding row (zeros)
+    rows = [table.row[t] if isinstance(t, str) else pad for t in cells]
+    return {"extra_target": table.vectors[rows], "extra_target_mask": mask}
 
 
 def _roles(frame: pd.DataFrame, width: int) -> Tensor | None:

@@ -29,6 +29,8 @@ class EncodedBatch(NamedTuple):
     target_index: Tensor  # (B,) row of the split's corpus; equal ids = same target
     context_roles: Tensor | None = None  # (B, N) 0 unknown, 1 user, 2 system
     concat: Tensor | None = None  # (B, D) history + query embedded as one text
+    extra_target: Tensor | None = None  # (B, D) a second positive where extra_mask is True
+    extra_mask: Tensor | None = None  # (B,)
 
 
 class _BatchIndexed(Dataset[EncodedBatch]):
@@ -47,6 +49,8 @@ class _BatchIndexed(Dataset[EncodedBatch]):
             e.target_index[index],
             None if e.context_roles is None else e.context_roles[index],
             None if e.concat is None else e.concat[index],
+            None if e.extra_target is None else e.extra_target[index],
+            None if e.extra_target_mask is None else e.extra_target_mask[index],
         )  # fmt: skip
 
 

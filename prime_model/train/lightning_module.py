@@ -84,6 +84,8 @@ class PredictorLightningModule(L.LightningModule):
             cfg.temperature,
             symmetric=cfg.symmetric_loss,
             target_ids=batch.target_index if cfg.mask_duplicate_targets else None,
+            extra_target=batch.extra_target,
+            extra_mask=batch.extra_mask,
         )
 
     def training_step(self, batch: EncodedBatch, batch_idx: int) -> Tensor:

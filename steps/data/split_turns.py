@@ -6,7 +6,7 @@ import pandas as pd
 from zenml import step
 
 from prime_model.data.source import DataSource
-from prime_model.data.sources import split_sources
+from prime_model.data.sources import split_sources, without_extra_targets
 from prime_model.data.split import require_every_split, split_by_conversation
 from steps.materializers import TurnTableMaterializer
 
@@ -29,7 +29,8 @@ def split_turns(  # noqa: PLR0917 - the run's split settings, by position as bef
     max_context_length: int = 10,
 ) -> SplitOutputs:
     """Split by conversation, so no conversation's history leaks across splits; ``data`` of
-    ``kind: files`` splits each source on its own. An empty part stops the run here, naming the
+    ``kind: files`` splits each source on its own (the only way to train on extra targets). An
+    empty part stops the run here, naming the
     fraction to change, rather than in encoding."""
     if data is not None and data.kind == "files":
         splits = split_sources(
@@ -42,6 +43,9 @@ def split_turns(  # noqa: PLR0917 - the run's split settings, by position as bef
             max_context_length=max_context_length,
         )
     else:
-        splits = split_by_conversation(turns, val_fraction, test_fraction, seed)
+        # extra targets train only where a files source asks (train_on_extra_target)
+        splits = split_by_conversation(
+            without_extra_targets(turns), val_fraction, test_fraction, seed
+        )
     require_every_split(splits, val_fraction, test_fraction)
     return splits.train, splits.val, splits.test

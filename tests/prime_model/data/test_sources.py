@@ -175,20 +175,31 @@ def _with_extra_target(path: Path, conversations: int) -> Path:
     return path
 
 
-def test_extra_targets_are_added_to_training_turns_only(tmp_path: Path) -> None:
+def test_extra_targets_stay_on_the_training_turns_of_a_source_that_asks(tmp_path: Path) -> None:
     plain = FileSource(path=str(_with_extra_target(tmp_path / "a.jsonl", 30)), name="a")
     flagged = plain.model_copy(update={"train_on_extra_target": True})
     turns = read_sources((plain,))
     before = split_sources(turns, (plain,), 0.2, 0.2, seed=0)
     after = split_sources(turns, (flagged,), 0.2, 0.2, seed=0)
+    for split in (before.train, before.val, before.test, after.val, after.test):
+        assert EXTRA_TARGET_COLUMN not in split.columns  # nothing encodes or trains on them
     assert after.val.equals(before.val) and after.test.equals(before.test)
-    extra = after.train.iloc[len(before.train) :]
-    assert after.train.iloc[: len(before.train)].equals(before.train)
-    has = before.train[before.train[EXTRA_TARGET_COLUMN].notna()]
-    assert len(extra) == len(has) > 0
-    assert extra["target"].tolist() == has[EXTRA_TARGET_COLUMN].tolist()
-    assert extra["query"].tolist() == has["query"].tolist()
-    assert extra["target_id"].isna().all()
+    assert after.train.drop(columns=[EXTRA_TARGET_COLUMN]).equals(before.train)  # no new rows
+    expected = turns.set_index(["conversation_id", "turn"])[EXTRA_TARGET_COLUMN]
+    kept = after.train.set_index(["conversation_id", "turn"])[EXTRA_TARGET_COLUMN]
+    assert kept.notna().sum() > 0
+    assert kept.fillna("-").equals(expected.loc[kept.index].fillna("-"))
+
+
+def test_extra_targets_of_one_source_leave_the_others_without(tmp_path: Path) -> None:
+    flagged = FileSource(
+        path=str(_with_extra_target(tmp_path / "a.jsonl", 20)), name="a", train_on_extra_target=True
+    )
+    other = FileSource(path=str(_with_extra_target(tmp_path / "b.jsonl", 20)), name="b")
+    turns = read_sources((flagged, other))
+    train = split_sources(turns, (flagged, other), 0.2, 0.2, seed=0).train
+    cells = train.groupby(SOURCE_COLUMN)[EXTRA_TARGET_COLUMN].apply(lambda c: c.notna().sum())
+    assert cells["a"] > 0 and cells["b"] == 0
 
 
 def test_extra_targets_of_a_source_without_them_are_a_config_error(

@@ -52,3 +52,23 @@ def test_forward_is_the_predictor(tiny_config: PredictorConfig) -> None:
     module = PredictorLightningModule(tiny_config, TrainingConfig()).eval()
     context, query = torch.randn(2, 3, 16), torch.randn(2, 16)
     torch.testing.assert_close(module(context, query), module.net(context, query))
+
+
+def test_the_training_loss_reads_a_batch_s_extra_targets(tiny_config: PredictorConfig) -> None:
+    from prime_model.train.datamodule import EncodedBatch  # noqa: PLC0415
+    from prime_model.train.losses import info_nce_loss  # noqa: PLC0415
+
+    module = PredictorLightningModule(tiny_config, TrainingConfig()).eval()
+    gen = torch.Generator().manual_seed(0)
+    out = tiny_config.output_dim
+    context, query, target, extra = (
+        torch.randn(4, *shape, generator=gen) for shape in ((3, 16), (16,), (out,), (out,))
+    )
+    mask, marked = torch.ones(4, 3, dtype=torch.bool), torch.tensor([True, False, True, False])
+    batch = EncodedBatch(context, mask, query, target, torch.arange(4), None, None, extra, marked)
+    predicted = module.predict_batch(batch)
+    expected = info_nce_loss(
+        predicted, target, target_ids=torch.arange(4), extra_target=extra, extra_mask=marked
+    )
+    torch.testing.assert_close(module._loss(batch, predicted), expected)
+    assert not torch.allclose(expected, info_nce_loss(predicted, target))
