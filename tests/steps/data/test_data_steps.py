@@ -83,3 +83,24 @@ def test_split_turns_splits_each_source_on_its_own(tmp_path: Path) -> None:
     train, val, test = split_turns.entrypoint(turns, 0.1, 0.1, 0, data, 10)
     assert set(train["source"]) == {"a"} and set(test["source"]) == {"a"}
     assert set(val["source"]) == {"a", "b"}
+
+
+def test_extra_targets_reach_training_only_where_a_files_source_asks(tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        [
+            {"conversation_id": f"c{c}", "turn": t, "history": [], "query": f"q{c}.{t}",
+             "target": f"a{c}.{t}", "target_id": None, "extra_target": f"page {c}"}
+            for c in range(20)
+            for t in range(2)
+        ]
+    )  # fmt: skip
+    path = tmp_path / "turns.jsonl"
+    table.to_json(path, orient="records", lines=True)
+    single = load_turns.entrypoint(DataSource(kind="file", path=str(path)))
+    assert all("extra_target" not in part for part in split_turns.entrypoint(single, 0.2, 0.2, 0))
+    data = DataSource(kind="files", sources=[{"path": str(path), "train_on_extra_target": True}])
+    train, val, test = split_turns.entrypoint(load_turns.entrypoint(data), 0.2, 0.2, 0, data, 10)
+    assert train["extra_target"].notna().all()
+    assert "extra_target" not in val and "extra_target" not in test
+    encoded, _, _ = encode_turns.entrypoint(train, val, test, EncoderConfig(device="cpu"), 10)
+    assert encoded.extra_target_mask is not None and bool(encoded.extra_target_mask.all())
