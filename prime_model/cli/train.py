@@ -159,7 +159,7 @@ def train_and_evaluate(
     data stops the run after its validation report is written.
     """
     # heavy imports only when the command runs, so `prime --help` answers at once
-    from prime_model.data.sources import without_extra_targets  # noqa: PLC0415
+    from prime_model.data.schema import without_extra_targets  # noqa: PLC0415
     from prime_model.data.split import split_by_conversation  # noqa: PLC0415
     from prime_model.data.validation import ValidationConfig, validate_turns  # noqa: PLC0415
     from prime_model.encode.encoders import check_encoder_fits  # noqa: PLC0415

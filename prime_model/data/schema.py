@@ -213,6 +213,11 @@ def _optional_str(value: object, source: str, column: str, row: int) -> str | No
     )
 
 
+def without_extra_targets(turns: pd.DataFrame) -> pd.DataFrame:
+    """The turns with no ``extra_target`` column: nothing trains or encodes them."""
+    return turns.drop(columns=[EXTRA_TARGET_COLUMN], errors="ignore")
+
+
 def truncate_histories(turns: pd.DataFrame, max_context_length: int) -> pd.DataFrame:
     """A copy whose histories keep their ``max_context_length`` most recent turns.
 

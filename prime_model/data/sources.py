@@ -19,7 +19,12 @@ from pydantic import Field, model_validator
 
 from prime_model.config import FrozenConfig
 from prime_model.data.readers import read_turns
-from prime_model.data.schema import EXTRA_TARGET_COLUMN, SOURCE_COLUMN, truncate_histories
+from prime_model.data.schema import (
+    EXTRA_TARGET_COLUMN,
+    SOURCE_COLUMN,
+    truncate_histories,
+    without_extra_targets,
+)
 from prime_model.data.split import SPLITS, TurnSplits, split_by_conversation
 from prime_model.encode.texts import joined_texts
 from prime_model.errors import ConfigError, DataValidationError, EmptySplitError
@@ -169,11 +174,6 @@ def with_extra_targets(turns: pd.DataFrame, *, on: bool) -> pd.DataFrame:
         int(turns[EXTRA_TARGET_COLUMN].notna().sum()),
     )
     return turns
-
-
-def without_extra_targets(turns: pd.DataFrame) -> pd.DataFrame:
-    """The turns with no ``extra_target`` column: nothing trains or encodes them."""
-    return turns.drop(columns=[EXTRA_TARGET_COLUMN], errors="ignore")
 
 
 def share_of_conversations(turns: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:

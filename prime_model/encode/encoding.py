@@ -25,6 +25,7 @@ from prime_model.data.schema import (
     ROLE_COLUMN,
     role_ids,
     truncate_histories,
+    without_extra_targets,
 )
 from prime_model.encode.encoders import YEncoder
 from prime_model.encode.texts import TextTable, fitted_concat_texts
@@ -278,7 +279,7 @@ def encode_turns(
 ) -> EncodedTurns:
     """Encode one turn table (to evaluate or predict: its extra targets, being for training,
     are left out); histories keep their ``max_context_length`` most recent turns."""
-    plain = turns.drop(columns=[EXTRA_TARGET_COLUMN], errors="ignore")
+    plain = without_extra_targets(turns)
     return encode_splits({"turns": plain}, encoder, max_context_length, concat=concat)["turns"]
 
 
@@ -313,10 +314,12 @@ def _assemble(
 
 def _extra(frame: pd.DataFrame, table: TextTable) -> dict[str, Tensor]:
     """extra_target (M×D, zero rows where absent) and its mask, when any row has one."""
-    if not _extra_targets(frame):
+    if EXTRA_TARGET_COLUMN not in frame.columns:
         return {}
     cells = frame[EXTRA_TARGET_COLUMN].tolist()
     mask = torch.tensor([isinstance(t, str) for t in cells], dtype=torch.bool)
+    if not mask.any():
+        return {}
     pad = table.vectors.shape[0] - 1  # the padding row (zeros)
     rows = [table.row[t] if isinstance(t, str) else pad for t in cells]
     return {"extra_target": table.vectors[rows], "extra_target_mask": mask}

@@ -5,8 +5,9 @@ from typing import Annotated
 import pandas as pd
 from zenml import step
 
+from prime_model.data.schema import without_extra_targets
 from prime_model.data.source import DataSource
-from prime_model.data.sources import split_sources, without_extra_targets
+from prime_model.data.sources import split_sources
 from prime_model.data.split import require_every_split, split_by_conversation
 from steps.materializers import TurnTableMaterializer
 
@@ -30,8 +31,7 @@ def split_turns(  # noqa: PLR0917 - the run's split settings, by position as bef
 ) -> SplitOutputs:
     """Split by conversation, so no conversation's history leaks across splits; ``data`` of
     ``kind: files`` splits each source on its own (the only way to train on extra targets). An
-    empty part stops the run here, naming the
-    fraction to change, rather than in encoding."""
+    empty part stops the run here, naming the fraction to change, rather than in encoding."""
     if data is not None and data.kind == "files":
         splits = split_sources(
             turns,
